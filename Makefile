@@ -1,0 +1,50 @@
+# Hanji: `make run` serves the example applets, `make test` runs the whole suite.
+# Both create .venv and install what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 8899
+
+.PHONY: install run test browser-deps jupyter bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve the example applets on http://127.0.0.1:8899/ (SQLite in ./.hanji).
+run: install
+	$(BIN)/hanji serve --host $(HOST) --port $(PORT) --applets applets
+
+## Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+## Run the whole suite (server, notebook kernels, websockets, browser).
+test: install browser-deps
+	$(BIN)/python -m pytest
+
+## JupyterLab with the tutorial notebooks.
+jupyter: install
+	$(BIN)/python -m pip install -q -e '.[test,jupyter]'
+	cd notebooks && ../$(BIN)/jupyter lab
+
+## Benchmarks side by side; writes bench/RESULTS.md.
+bench: install
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .hanji *.egg-info test-artifacts

@@ -1,0 +1,34 @@
+"""echo: a line-echo TCP protocol opened in on_activate, as in the reference chapter.
+
+The port is 1234 as there; ``HANJI_ECHO_PORT`` overrides it (0 picks a free port).
+Hanji closes the port when the applet is deactivated or the server stops.
+"""
+
+import os
+
+from twisted.internet import reactor
+from twisted.protocols.basic import LineReceiver
+from twisted.internet.protocol import Factory
+
+from hanji.core import applet
+
+
+class EchoProtocol(LineReceiver):
+    delimiter = b"\n"
+
+    def lineReceived(self, line):
+        self.sendLine(line.rstrip(b"\r"))
+
+
+class EchoFactory(Factory):
+    protocol = EchoProtocol
+
+
+class Applet(applet.Applet):
+    name = "Echo"
+    description = "A line-echo TCP server on port 1234, opened on activation."
+
+    def on_activate(self):
+        self.port_number = int(os.environ.get("HANJI_ECHO_PORT", "1234"))
+        my_factory = EchoFactory()
+        reactor.callFromThread(lambda: reactor.listenTCP(self.port_number, my_factory))

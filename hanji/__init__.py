@@ -1,0 +1,61 @@
+"""Hanji: applets on one Twisted reactor beside Django, live inside a Jupyter kernel.
+
+``%load_ext hanji`` starts the server in a kernel; the functions below (imported
+lazily from :mod:`hanji.notebook.api`) drive it from notebook cells. Applet authors
+import :mod:`hanji.core.applet` and :mod:`hanji.core.utils`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "activate",
+    "aget",
+    "apost",
+    "arequest",
+    "deactivate",
+    "endpoint",
+    "errors",
+    "get",
+    "load_ipython_extension",
+    "migrate",
+    "post",
+    "request",
+    "routes",
+    "show",
+    "status",
+    "unload_ipython_extension",
+    "url",
+    "ws",
+]
+
+_API = set(__all__) - {"load_ipython_extension", "unload_ipython_extension"}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Start Hanji in this kernel (``%load_ext hanji``); a second load is a no-op."""
+    from hanji.notebook.extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Stop listening and deactivate the applets (``%unload_ext hanji``)."""
+    from hanji.notebook.extension import unload
+
+    unload(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from hanji.notebook import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'hanji' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

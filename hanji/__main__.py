@@ -1,0 +1,5 @@
+import sys
+
+from hanji.cli import main
+
+sys.exit(main())

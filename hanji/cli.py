@@ -1,0 +1,194 @@
+"""The ``hanji`` command: ``serve``, ``startapplet`` and ``manage``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("hanji")
+
+
+def _configure_logging(data_dir: Path, debug: bool) -> None:
+    """Log to stderr and to ``hanji.log`` in the data dir."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    logging.getLogger("hanji").setLevel(logging.DEBUG if debug else logging.INFO)
+    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(data_dir / "hanji.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    # Twisted's own log (access log, unhandled errors) into the same handlers.
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
+
+
+def _data_dir(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server with the reactor in the main thread until Ctrl-C or SIGTERM."""
+    from hanji import _threads
+    from hanji.server import django_setup
+
+    data = _data_dir(args.data)
+    _configure_logging(data, args.debug)
+    _threads.set_debug(args.debug)
+    setup = django_setup.setup(django_setup.applet_dirs_from_env(args.applets), data, args.debug)
+    django_setup.migrate()
+
+    from twisted.internet import reactor
+
+    from hanji.server.runtime import HanjiServer
+
+    server = HanjiServer(
+        reactor, setup, host=args.host, port=args.port,
+        django_threads=args.django_threads, drain_timeout=args.drain_timeout,
+    )
+    status = {"code": 0}
+
+    def start() -> None:
+        try:
+            server.listen()
+        except Exception as exc:
+            log.error("Cannot listen on %s:%s: %s. Pick another port with --port.", args.host, args.port, exc)
+            status["code"] = 1
+            reactor.stop()
+            return
+        print(f"Hanji serves {server.url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        server.start()
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", server.shutdown)
+    reactor.run()
+    return status["code"]
+
+
+SKELETON_INIT = '''"""{title}: a Hanji applet."""
+
+from hanji.core import applet as _applet
+
+
+class Applet(_applet.Applet):
+    name = "{title}"
+    description = "A new applet: edit applets/{name}/__init__.py."
+
+    def on_activate(self):
+        # Runs in a Django worker thread; reach the reactor with reactor.callFromThread
+        # or self.listen_tcp(port, factory).
+        self.logger.info("{name} activated")
+
+
+applet = Applet()
+'''
+
+SKELETON_WEBUI = '''from hanji.core import applet
+from hanji.core.utils import TwAppletResource
+
+
+class Hello(TwAppletResource):
+    """POST or GET /res/{name}/hello."""
+
+    path = "hello"
+
+    def render_GET(self, request):
+        return {{"applet": self.applet.id, "hello": "world"}}
+
+    render_POST = render_GET
+
+
+class WebUI(applet.WebUI):
+    twisted_dynamic_resources = [Hello]
+'''
+
+SKELETON_TEMPLATE = '''<p>{title} is alive.</p>
+<button onclick="hanji.callback('{{{{ applet.id }}}}', 'hello').then(function (t) {{ document.getElementById('{name}-out').textContent = t; }})">Say hello</button>
+<pre id="{name}-out"></pre>
+'''
+
+SKELETON_URLS = '''from django.http import HttpResponse
+from django.urls import path
+
+
+def index(request):
+    return HttpResponse("{title}: a Django view.")
+
+
+urlpatterns = [path("", index)]
+'''
+
+
+def startapplet(args: argparse.Namespace) -> int:
+    """Write a working applet skeleton ``DIR/NAME``."""
+    name = args.name
+    if not name.isidentifier():
+        print(f"hanji startapplet: '{name}' is not a valid Python package name; use letters, digits and _.", file=sys.stderr)
+        return 2
+    target = Path(args.dir or "applets") / name
+    if target.exists():
+        print(f"hanji startapplet: {target} already exists; choose another name or remove it.", file=sys.stderr)
+        return 2
+    title = name.replace("_", " ").title()
+    (target / "templates").mkdir(parents=True)
+    (target / "static").mkdir()
+    (target / "__init__.py").write_text(SKELETON_INIT.format(name=name, title=title))
+    (target / "webUI.py").write_text(SKELETON_WEBUI.format(name=name, title=title))
+    (target / "urls.py").write_text(SKELETON_URLS.format(name=name, title=title))
+    (target / "templates" / "content.html").write_text(SKELETON_TEMPLATE.format(name=name, title=title))
+    (target / "static" / "help.html").write_text(f"<h1>{title}</h1><p>Help for {name}.</p>\n")
+    print(f"Wrote applet '{name}' in {target}; `hanji serve --applets {target.parent}` serves it.")
+    return 0
+
+
+def manage(args: argparse.Namespace) -> int:
+    """Run a Django management command with Hanji's settings."""
+    from django.core.management import execute_from_command_line
+
+    from hanji.server import django_setup
+
+    django_setup.setup(django_setup.applet_dirs_from_env(args.applets), _data_dir(args.data))
+    execute_from_command_line(["hanji manage", *args.args])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``hanji`` command."""
+    parser = argparse.ArgumentParser(prog="hanji", description="Hanji: applets on Twisted and Django.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="serve the applets")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8899)
+    p.add_argument("--applets", action="append", metavar="DIR", help="applet directory (repeatable)")
+    p.add_argument("--data", metavar="DIR", help="data directory (default ./.hanji or $HANJI_DATA)")
+    p.add_argument("--django-threads", type=int, default=10, metavar="N")
+    p.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--debug", action="store_true")
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("startapplet", help="write an applet skeleton")
+    p.add_argument("name")
+    p.add_argument("dir", nargs="?", help="where (default ./applets)")
+    p.set_defaults(func=startapplet)
+
+    p = sub.add_parser("manage", help="run a Django management command")
+    p.add_argument("--applets", action="append", metavar="DIR")
+    p.add_argument("--data", metavar="DIR")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=manage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hanji`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Helpers for applet authors: :class:`TwAppletResource` and :class:`TwAppletWebSocket`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from hanji.server.render import render_with_contract
+
+__all__ = ["NOT_DONE_YET", "TwAppletResource", "TwAppletWebSocket", "defer_to_django"]
+
+
+class TwAppletResource(Resource):
+    """A twisted.web resource of an applet, mounted at ``/res/<applet_id>/<path>``.
+
+    Built with the applet instance (``self.applet``). ``path`` may contain ``/``;
+    set ``isLeaf = True`` to also receive the URLs below it (the rest is in
+    ``request.postpath``). Render methods run on the reactor thread and must not
+    block; they may return bytes, str, a dict or list (JSON), a Deferred, a
+    coroutine or ``NOT_DONE_YET``. ``request.args`` also accepts str keys.
+    """
+
+    path: ClassVar[str] = ""
+    content_type: ClassVar[str | None] = None
+
+    def __init__(self, applet: Any = None) -> None:
+        super().__init__()
+        self.applet = applet
+
+    def render(self, request: Any) -> Any:
+        """Dispatch to ``render_<METHOD>`` under Hanji's render contract; reactor thread."""
+        method = request.method.decode("ascii", "replace")
+        handler = getattr(self, "render_" + method, None)
+        if handler is None and method == "HEAD":
+            handler = getattr(self, "render_GET", None)
+        if handler is None:
+            return super().render(request)  # 405 with the Allow header, as Twisted does
+        return render_with_contract(self, request, handler)
+
+
+def __getattr__(name: str) -> Any:
+    # The websocket base lives with the server's websocket support; import it lazily
+    # so ``hanji.core.utils`` stays cheap to import.
+    if name == "TwAppletWebSocket":
+        from hanji.server.websocket import TwAppletWebSocket
+
+        return TwAppletWebSocket
+    raise AttributeError(name)
+
+
+def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run blocking Django code (ORM, templates) in the Django pool and return a
+    Deferred of its result; call it on the reactor thread, e.g. from a render method.
+
+    Database connections are closed afterwards as after a Django request, so a
+    worker never keeps a stale one.
+    """
+    from twisted.internet.threads import deferToThreadPool
+
+    from hanji.server.runtime import current
+
+    server = current()
+    if server is None:
+        from hanji._exceptions import ServerNotRunning
+
+        raise ServerNotRunning("defer_to_django() needs a running Hanji server.")
+
+    def call() -> Any:
+        from django.db import close_old_connections
+
+        close_old_connections()
+        try:
+            return f(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return deferToThreadPool(server.reactor, server.pool, call)

@@ -1,0 +1,176 @@
+"""Configure Django for Hanji: find applet packages, populate the app registry, migrate.
+
+Everything here blocks (imports, database) and must not run on the reactor thread.
+:func:`setup` is thread-safe and idempotent, but not reentrant, like Django's
+``Apps.populate()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+from hanji._threads import assert_not_reactor_thread
+from hanji.server import errors as _errors
+
+log = logging.getLogger("hanji.server")
+
+_lock = threading.Lock()
+_result: SetupResult | None = None
+
+
+@dataclasses.dataclass
+class SetupResult:
+    """What :func:`setup` found: applet packages installed and those that failed."""
+
+    applet_dirs: list[Path]
+    data_dir: Path
+    packages: dict[str, Path]  # package name -> package dir, installed in Django
+    failures: dict[str, str]  # package name -> traceback text
+
+
+def applet_dirs_from_env(extra: list[str] | None = None) -> list[Path]:
+    """Return the applet directories: ``extra`` (``--applets``), else ``HANJI_APPLETS``
+    (separated by ``os.pathsep``), else ``./applets`` if it exists."""
+    dirs = list(extra or [])
+    if not dirs and os.environ.get("HANJI_APPLETS"):
+        dirs = [d for d in os.environ["HANJI_APPLETS"].split(os.pathsep) if d]
+    if not dirs and Path("applets").is_dir():
+        dirs = ["applets"]
+    return [Path(d).expanduser().resolve() for d in dirs]
+
+
+def discover(applet_dirs: list[Path]) -> dict[str, Path]:
+    """Return ``{package name: dir}`` for the packages in ``applet_dirs``, putting
+    each directory on ``sys.path`` so its packages import by name."""
+    found: dict[str, Path] = {}
+    for directory in applet_dirs:
+        if not directory.is_dir():
+            log.warning("Applet directory %s does not exist; skipping it.", directory)
+            continue
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+        for child in sorted(directory.iterdir()):
+            if child.name.startswith(("_", ".")) or not (child / "__init__.py").is_file():
+                continue
+            if child.name in found:
+                log.warning(
+                    "Applet package '%s' in %s is shadowed by the one in %s; rename one.",
+                    child.name, directory, found[child.name].parent,
+                )
+                continue
+            found[child.name] = child
+    return found
+
+
+def _culprit(exc: BaseException, packages: dict[str, Path]) -> str | None:
+    """Return the applet package whose code raised ``exc``, if any."""
+    tb = exc.__traceback__
+    culprit = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        for name, path in packages.items():
+            if filename.startswith(str(path) + os.sep):
+                culprit = name
+        tb = tb.tb_next
+    if culprit is None and isinstance(exc, ImportError) and exc.name:
+        top = exc.name.split(".")[0]
+        if top in packages:
+            culprit = top
+    return culprit
+
+
+def _populate(packages: dict[str, Path]) -> dict[str, str]:
+    """Populate Django's app registry, dropping applets that fail to import."""
+    from django.apps import apps
+    from django.conf import settings
+
+    failures: dict[str, str] = {}
+    installed = dict(packages)
+    while True:
+        base = [a for a in settings.INSTALLED_APPS if a not in packages]
+        settings.INSTALLED_APPS = base + list(installed)
+        try:
+            apps.populate(settings.INSTALLED_APPS)
+            return failures
+        except Exception as exc:
+            name = _culprit(exc, installed)
+            if name is None:
+                raise
+            text = traceback.format_exc()
+            failures[name] = text
+            log.error("Applet '%s' failed to import; the others go on:\n%s", name, text)
+            _errors.report(name, f"import of applet package '{name}'", text)
+            del installed[name]
+            for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                del sys.modules[mod]
+            # Start the registry over without the culprit.
+            apps.app_configs = {}
+            apps.apps_ready = apps.models_ready = apps.ready = False
+            apps.loading = False
+            apps.all_models.pop(name, None)
+            apps.clear_cache()
+
+
+def setup(
+    applet_dirs: list[Path] | None = None,
+    data_dir: Path | str | None = None,
+    debug: bool = False,
+) -> SetupResult:
+    """Configure and populate Django with Hanji's settings and the applets found.
+
+    Must not run on the reactor thread. Thread-safe and idempotent: a second call
+    returns the first call's result.
+    """
+    global _result
+    assert_not_reactor_thread("hanji.server.django_setup.setup()")
+    with _lock:
+        if _result is not None:
+            return _result
+        # Phase 1: environment the settings module reads.
+        data = Path(data_dir or os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
+        data.mkdir(parents=True, exist_ok=True)
+        os.environ["HANJI_DATA"] = str(data)
+        if debug:
+            os.environ["HANJI_DEBUG"] = "1"
+        os.environ.setdefault(
+            "DJANGO_SETTINGS_MODULE", os.environ.get("HANJI_SETTINGS") or "hanji.server.settings"
+        )
+        dirs = applet_dirs if applet_dirs is not None else applet_dirs_from_env()
+        packages = discover(dirs)
+        os.environ["HANJI_INSTALLED_APPLETS"] = ",".join(packages)
+        # Phase 2: Django's app registry, without the applets that fail to import.
+        from django.urls import set_script_prefix
+
+        failures = _populate(packages)
+        set_script_prefix("/")
+        installed = {n: p for n, p in packages.items() if n not in failures}
+        _result = SetupResult(dirs, data, installed, failures)
+        return _result
+
+
+def migrate(verbosity: int = 0) -> None:
+    """Apply migrations, creating tables for applets without migrations too.
+
+    Blocks on the database: must not run on the reactor thread.
+    """
+    assert_not_reactor_thread("hanji.server.django_setup.migrate()")
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, run_syncdb=True, verbosity=verbosity)
+
+
+def import_optional(module: str) -> object | None:
+    """Import ``module`` if it exists (a missing module gives None; errors raise)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise

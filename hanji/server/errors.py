@@ -1,0 +1,70 @@
+"""The error log: every applet error Hanji caught, kept for the user to read.
+
+Errors from ``on_activate``, render methods and errbacks are logged with their
+traceback *and* appended here, so a notebook can show them in the next cell
+(``hanji.errors()``) instead of losing them in a log file. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+
+
+@dataclasses.dataclass(frozen=True)
+class AppletErrorRecord:
+    """One caught error: which applet, where, when and the full traceback."""
+
+    applet_id: str
+    where: str
+    traceback: str
+    when: float
+    seq: int
+
+    def __str__(self) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.when))
+        return f"[{stamp}] applet '{self.applet_id}' in {self.where}:\n{self.traceback}"
+
+
+_lock = threading.Lock()
+_log: deque[AppletErrorRecord] = deque(maxlen=200)
+_seq = 0
+
+
+def report(applet_id: str, where: str, traceback_text: str) -> AppletErrorRecord:
+    """Record an error (any thread) and return the record."""
+    global _seq
+    with _lock:
+        _seq += 1
+        record = AppletErrorRecord(applet_id, where, traceback_text, time.time(), _seq)
+        _log.append(record)
+    return record
+
+
+def all_errors(applet_id: str | None = None) -> list[AppletErrorRecord]:
+    """Return recorded errors, oldest first, optionally for one applet (any thread)."""
+    with _lock:
+        records = list(_log)
+    if applet_id is not None:
+        records = [r for r in records if r.applet_id == applet_id]
+    return records
+
+
+def since(seq: int) -> list[AppletErrorRecord]:
+    """Return the errors recorded after sequence number ``seq`` (any thread)."""
+    with _lock:
+        return [r for r in _log if r.seq > seq]
+
+
+def last_seq() -> int:
+    """Return the sequence number of the newest error (0 if none)."""
+    with _lock:
+        return _seq
+
+
+def clear() -> None:
+    """Forget every recorded error (any thread)."""
+    with _lock:
+        _log.clear()

@@ -1,0 +1,179 @@
+"""The applet registry: which applets exist, in which state, and their routes.
+
+States follow Django's AppConfig life: ``imported`` (package loaded), ``activating``,
+``active`` (routes mounted), ``failed`` (import or ``on_activate`` raised; the error is
+kept), ``deactivated``. The registry is mutated on the reactor thread only; readers on
+any thread see consistent snapshots because every change replaces the whole mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import re
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Any, Mapping
+
+from hanji._exceptions import AppletImportError, AppletNotFound
+from hanji._threads import assert_reactor_thread
+from hanji.core.applet import Applet, WebUI, _snake
+from hanji.server.tracking import OpenedThings
+
+
+@dataclasses.dataclass
+class AppletRecord:
+    """One applet as the server knows it (attributes owned by the reactor thread)."""
+
+    applet: Applet
+    web: WebUI
+    package: str | None = None  # importable package, None for a notebook applet
+    path: Path | None = None  # package directory
+    state: str = "imported"
+    version: int = 1
+    error: str | None = None  # last error's traceback
+    resources: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    websockets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    urls_module: ModuleType | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.applet.id)
+
+    @property
+    def static_dir(self) -> Path | None:
+        if self.path is not None and (self.path / "static").is_dir():
+            return self.path / "static"
+        return None
+
+    @property
+    def template_dir(self) -> Path | None:
+        if self.path is not None and (self.path / "templates").is_dir():
+            return self.path / "templates"
+        return None
+
+    @property
+    def url_prefix(self) -> str:
+        prefix = getattr(self.applet, "url_prefix", None)
+        if prefix is None:
+            return f"applets/{self.id}/"
+        prefix = prefix.strip("/")
+        return prefix + "/" if prefix else ""
+
+
+def _instance(obj: Any, base: type, *args: Any) -> Any:
+    if inspect.isclass(obj):
+        if not issubclass(obj, base):
+            raise TypeError(f"{obj.__name__} is not a subclass of {base.__module__}.{base.__name__}")
+        return obj(*args)
+    return obj
+
+
+def prepare(
+    applet: Any, web: Any = None, *, package: str | None = None, path: Path | None = None
+) -> AppletRecord:
+    """Build a record from an Applet (class or instance) and a WebUI (class,
+    instance or None); resolve the id. Any thread; runs no applet hook."""
+    applet = _instance(applet, Applet)
+    if not isinstance(applet, Applet):
+        raise TypeError(f"{applet!r} is not a hanji.core.applet.Applet (class or instance)")
+    if not hasattr(applet, "_hanji_opened"):  # a subclass __init__ that skipped super()
+        applet._hanji_opened = OpenedThings()
+    if not getattr(applet, "id", None):
+        applet.id = package or _snake(type(applet).__name__)
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(applet.id)):
+        raise ValueError(
+            f"Applet id {applet.id!r} cannot be used in URLs: use letters, digits, '_', '-' or '.'."
+        )
+    if not getattr(applet, "name", None):
+        applet.name = str(applet.id).replace("_", " ").title()
+    applet._hanji_package = package
+    web = _instance(web if web is not None else WebUI, WebUI, applet)
+    if getattr(web, "applet", None) is None:
+        web.applet = applet
+    return AppletRecord(applet=applet, web=web, package=package, path=path)
+
+
+def _pick(module: ModuleType, instance_name: str, class_name: str, base: type) -> Any:
+    """Return ``module.<instance_name>`` if it is a ``base`` instance, else
+    ``module.<class_name>`` if it is a subclass of ``base`` (the reference imports
+    ``from hanji.core import applet``, so ``applet`` may be that module)."""
+    obj = getattr(module, instance_name, None)
+    if isinstance(obj, base):
+        return obj
+    cls = getattr(module, class_name, None)
+    if inspect.isclass(cls) and issubclass(cls, base) and cls is not base:
+        return cls
+    return None
+
+
+def load_package(package: str, path: Path | None = None) -> AppletRecord:
+    """Import an applet package and build its record. Blocks (imports): call it off
+    the reactor thread. Raise AppletImportError naming the package on failure."""
+    try:
+        module = importlib.import_module(package)
+        applet = _pick(module, "applet", "Applet", Applet)
+        web = _pick(module, "web", "WebUI", WebUI)
+        if web is None:
+            for sub in ("webUI", "webui", "web_ui"):
+                try:
+                    webmod = importlib.import_module(f"{package}.{sub}")
+                except ModuleNotFoundError as exc:
+                    if exc.name == f"{package}.{sub}":
+                        continue
+                    raise
+                web = _pick(webmod, "web", "WebUI", WebUI)
+                break
+        if applet is None:
+            raise AppletImportError(
+                package,
+                f"Applet package '{package}' ({path}) defines no 'applet' instance or "
+                "'Applet' class in its __init__.py: add `applet = Applet()`.",
+            )
+        return prepare(applet, web, package=package, path=path)
+    except AppletImportError:
+        raise
+    except Exception as exc:
+        raise AppletImportError(package, f"Applet package '{package}' failed to load: {exc!r}") from exc
+
+
+class Registry:
+    """Applet records by id. Mutate on the reactor thread; read from any thread."""
+
+    def __init__(self) -> None:
+        self._records: Mapping[str, AppletRecord] = MappingProxyType({})
+
+    def _replace(self, **changes: AppletRecord | None) -> None:
+        records = dict(self._records)
+        for key, value in changes.items():
+            if value is None:
+                records.pop(key, None)
+            else:
+                records[key] = value
+        self._records = MappingProxyType(records)
+
+    def put(self, record: AppletRecord) -> None:
+        """Install or replace the record of ``record.id`` atomically; reactor thread."""
+        assert_reactor_thread("Registry.put()")
+        self._replace(**{record.id: record})
+
+    def remove(self, applet_id: str) -> None:
+        """Forget an applet; reactor thread."""
+        assert_reactor_thread("Registry.remove()")
+        self._replace(**{applet_id: None})
+
+    def snapshot(self) -> Mapping[str, AppletRecord]:
+        """Return the current records (an immutable mapping); any thread."""
+        return self._records
+
+    def active(self) -> list[AppletRecord]:
+        """Return the active applets' records sorted by id; any thread."""
+        return sorted((r for r in self._records.values() if r.state == "active"), key=lambda r: r.id)
+
+    def get(self, applet_id: str) -> AppletRecord:
+        """Return the record of ``applet_id`` or raise AppletNotFound; any thread."""
+        try:
+            return self._records[applet_id]
+        except KeyError:
+            raise AppletNotFound(applet_id, [r.id for r in self.active()]) from None

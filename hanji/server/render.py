@@ -1,0 +1,178 @@
+"""The render contract of TwAppletResource, on the reactor thread.
+
+A ``render_<METHOD>`` may return bytes; str (UTF-8, ``text/html`` unless a type is
+set); a dict or list (JSON); a Deferred or a coroutine (waited for, then written by the
+same rules); or ``NOT_DONE_YET`` (the resource finishes the request itself). An
+exception becomes a 500 logged under ``hanji.applet.<id>``; the traceback is in the
+body only in debug mode. A client that goes away cancels a pending Deferred.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import traceback
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+from twisted.web import error as web_error
+from twisted.web import http
+from twisted.web.server import NOT_DONE_YET
+
+from hanji import _threads
+from hanji.server import errors as _errors
+
+
+class ArgsDict(dict):  # type: ignore[type-arg]
+    """``request.args`` that also answers str keys, with str values.
+
+    ``args[b"k"]`` gives bytes values as in Twisted; ``args["k"]`` gives str values
+    (UTF-8, undecodable bytes replaced), so Python 2 era code such as
+    ``request.args['is_good'][0] == "yes"`` works as written.
+    """
+
+    def _str_key(self, key: str) -> bytes:
+        return key.encode("utf-8")
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            values = dict.__getitem__(self, self._str_key(key))
+            return [v.decode("utf-8", "replace") for v in values]
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            key = self._str_key(key)
+        return dict.__contains__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+def _applet_id(resource: Any) -> str:
+    applet = getattr(resource, "applet", None)
+    return str(getattr(applet, "id", None) or "?")
+
+
+def _where(resource: Any, request: Any) -> str:
+    return f"{type(resource).__name__} {request.method.decode('ascii', 'replace')} {request.uri.decode('utf-8', 'replace')}"
+
+
+def to_body(request: Any, result: Any, resource: Any) -> bytes:
+    """Turn a render result into body bytes, setting the content type; reactor thread."""
+    has_type = request.responseHeaders.hasHeader(b"content-type")
+    if isinstance(result, bytes):
+        return result
+    if isinstance(result, str):
+        if not has_type:
+            ctype = getattr(resource, "content_type", None) or "text/html; charset=utf-8"
+            request.setHeader(b"content-type", ctype.encode("ascii"))
+        return result.encode("utf-8")
+    if isinstance(result, (dict, list)):
+        if not has_type:
+            request.setHeader(b"content-type", b"application/json")
+        return json.dumps(result).encode("utf-8")
+    if result is None:
+        return b""
+    raise TypeError(
+        f"{type(resource).__name__}.render_{request.method.decode('ascii', 'replace')} "
+        f"(applet '{_applet_id(resource)}') returned {type(result).__name__}; return "
+        "bytes, str, a dict or list, a Deferred, a coroutine or NOT_DONE_YET."
+    )
+
+
+def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
+    """Log ``failure`` for the applet and return the body of a 500 (or the status an
+    explicit twisted.web.error.Error asks for); reactor thread."""
+    exc = failure.value
+    if isinstance(exc, web_error.Error) and exc.status is not None:
+        code = int(exc.status)
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        message = exc.message or http.RESPONSES.get(code, b"")
+        return message if isinstance(message, bytes) else str(message).encode()
+    applet_id = _applet_id(resource)
+    where = _where(resource, request)
+    text = failure.getTraceback()
+    logging.getLogger(f"hanji.applet.{applet_id}").error("%s failed:\n%s", where, text)
+    _errors.report(applet_id, where, text)
+    request.setResponseCode(http.INTERNAL_SERVER_ERROR)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    body = (
+        f"500 Internal Server Error in applet '{applet_id}' ({where}).\n"
+        f"The traceback is in the server log (logger hanji.applet.{applet_id})."
+    )
+    if _threads.debug_enabled():
+        body += "\n\n" + text
+    return body.encode("utf-8")
+
+
+def _finish_with(request: Any, body: bytes) -> None:
+    if request._disconnected or request.finished:
+        return
+    request.write(body)
+    request.finish()
+
+
+def deliver(request: Any, resource: Any, result: Any) -> Any:
+    """Apply the contract to ``result``; return what twisted.web's render returns.
+
+    Must run on the reactor thread.
+    """
+    if result is NOT_DONE_YET:
+        return NOT_DONE_YET
+    if inspect.iscoroutine(result):
+        result = defer.ensureDeferred(result)
+    if isinstance(result, defer.Deferred):
+        _wait_and_write(request, resource, result)
+        return NOT_DONE_YET
+    try:
+        return to_body(request, result, resource)
+    except Exception:
+        return _error_response(request, resource, Failure())
+
+
+def _wait_and_write(request: Any, resource: Any, d: defer.Deferred[Any]) -> None:
+    def on_gone(reason: Failure) -> None:
+        if not d.called:
+            d.cancel()
+
+    request.notifyFinish().addErrback(on_gone)
+
+    def write_result(result: Any) -> None:
+        if request._disconnected or request.finished:
+            return
+        try:
+            body = to_body(request, result, resource)
+        except Exception:
+            body = _error_response(request, resource, Failure())
+        _finish_with(request, body)
+
+    def write_failure(failure: Failure) -> None:
+        if request._disconnected or request.finished:
+            if not failure.check(defer.CancelledError):
+                _error_response(request, resource, failure)  # still logged
+            return
+        _finish_with(request, _error_response(request, resource, failure))
+
+    d.addCallbacks(write_result, write_failure)
+
+
+def render_with_contract(
+    resource: Any, request: Any, handler: Callable[[Any], Any]
+) -> Any:
+    """Call ``handler(request)`` and apply the contract; reactor thread."""
+    from hanji.server.tracking import run_as
+
+    if not isinstance(request.args, ArgsDict):
+        request.args = ArgsDict(request.args)
+    try:
+        result = run_as(getattr(resource, "applet", None), handler, request)
+    except Exception:
+        return _error_response(request, resource, Failure())
+    return deliver(request, resource, result)

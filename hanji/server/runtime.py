@@ -1,0 +1,351 @@
+"""The Hanji server: one site on one reactor, the Django pool, applet life cycles.
+
+Methods are marked with the thread they must run on. The CLI runs the reactor in the
+main thread; the notebook extension runs it in crochet's thread (``HanjiReactor``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from twisted.internet import defer, error as net_error
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+
+from hanji._threads import assert_reactor_thread
+from hanji.server import errors as _errors
+from hanji.server import tracking
+from hanji.server.django_bridge import DjangoPool, wsgi_resource
+from hanji.server.django_setup import SetupResult, import_optional
+from hanji.server.registry import AppletRecord, Registry, load_package, prepare
+from hanji.server.site import HanjiSite, build_site
+
+log = logging.getLogger("hanji.server")
+
+_current: HanjiServer | None = None
+
+
+def current() -> HanjiServer | None:
+    """Return the server of this process, if one was created (any thread)."""
+    return _current
+
+
+class HanjiServer:
+    """One Hanji site: routes, applets, the Django pool and the listening port.
+
+    Build it after :func:`hanji.server.django_setup.setup`; take the reactor as an
+    argument so tests can pass their own.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        setup: SetupResult,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8899,
+        django_threads: int = 10,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        global _current
+        self.reactor = reactor
+        self.setup = setup
+        self.host = host
+        self.port = port
+        self.drain_timeout = drain_timeout
+        self.registry = Registry()
+        self.pool = DjangoPool(django_threads)
+        self.django_resource = wsgi_resource(reactor, self.pool)
+        self.site: HanjiSite = build_site(self)
+        self.listening_port: Any = None
+        self._swap_lock = defer.DeferredLock()
+        self._django_patterns_version = 0
+        tracking.install(reactor)
+        _current = self
+
+    # -- addresses ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL the site answers on (any thread)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}"
+
+    # -- start and stop ----------------------------------------------------------
+
+    def start(self, *, port_fallback: bool = False) -> defer.Deferred[None]:
+        """Start the pool, listen and activate the packaged applets; reactor thread.
+
+        With ``port_fallback`` a taken port moves to the next free one (logged).
+        """
+        assert_reactor_thread("HanjiServer.start()")
+        if not self.pool.started:
+            self.pool.start()
+        self.listen(port_fallback=port_fallback)
+        return self.activate_packages()
+
+    def listen(self, *, port_fallback: bool = False) -> None:
+        """Listen on ``host:port`` (or the next free port); reactor thread."""
+        assert_reactor_thread("HanjiServer.listen()")
+        if self.listening_port is not None:
+            return
+        wanted = self.port
+        for candidate in range(wanted, wanted + (50 if port_fallback else 1)):
+            try:
+                self.listening_port = self.reactor.listenTCP(candidate, self.site, interface=self.host)
+                break
+            except net_error.CannotListenError:
+                if not port_fallback or candidate == 0:
+                    raise
+        self.port = self.listening_port.getHost().port
+        if self.port != wanted and wanted != 0:
+            log.warning("Port %d is taken; Hanji listens on %d instead.", wanted, self.port)
+        log.info("Hanji serves %s/", self.url)
+
+    def stop_listening(self) -> defer.Deferred[None]:
+        """Stop accepting connections; the port is free when the Deferred fires.
+        Reactor thread."""
+        assert_reactor_thread("HanjiServer.stop_listening()")
+        port, self.listening_port = self.listening_port, None
+        if port is None:
+            return defer.succeed(None)
+        return defer.maybeDeferred(port.stopListening)
+
+    def drain(self, timeout: float | None = None) -> defer.Deferred[int]:
+        """Wait until no HTTP request is in flight or ``timeout`` passes; fire with
+        the number of requests still in flight. Reactor thread."""
+        assert_reactor_thread("HanjiServer.drain()")
+        deadline = time.monotonic() + (self.drain_timeout if timeout is None else timeout)
+        done: defer.Deferred[int] = defer.Deferred()
+
+        def check() -> None:
+            left = len(self.site.in_flight)
+            if left == 0 or time.monotonic() >= deadline:
+                if left:
+                    log.warning("Drain deadline passed with %d request(s) in flight.", left)
+                done.callback(left)
+            else:
+                self.reactor.callLater(0.02, check)
+
+        check()
+        return done
+
+    @defer.inlineCallbacks
+    def shutdown(self, timeout: float | None = None) -> Any:
+        """Stop listening, drain, deactivate every applet, stop the pool; reactor
+        thread. Safe to call twice. Never waits past the drain deadline for a stuck
+        Django worker."""
+        assert_reactor_thread("HanjiServer.shutdown()")
+        yield self.stop_listening()
+        left = yield self.drain(timeout)
+        for record in list(self.registry.snapshot().values()):
+            if record.state == "active":
+                yield self.deactivate(record.id)
+        if self.pool.started:
+            if left:
+                self.pool.stop_without_waiting()
+            else:
+                # Joining idle daemon workers is quick; do it off the reactor.
+                pool = self.pool
+                yield deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pool.stop)
+        self.pool = DjangoPool(self.pool.max)
+        self.django_resource = wsgi_resource(self.reactor, self.pool)
+        log.info("Hanji stopped.")
+
+    # -- applets --------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def activate_packages(self) -> Any:
+        """Load and activate every applet package found at setup; reactor thread.
+
+        An applet that fails is reported by name with its traceback; the others go on.
+        """
+        assert_reactor_thread("HanjiServer.activate_packages()")
+        for name, tb in self.setup.failures.items():
+            self.registry.put(self._failed_record(name, tb))
+        for name, path in self.setup.packages.items():
+            try:
+                record = yield deferToThreadPool(self.reactor, self.pool, load_package, name, path)
+            except Exception:
+                text = traceback.format_exc()
+                log.error("Applet '%s' failed to load; the others go on:\n%s", name, text)
+                _errors.report(name, f"loading applet package '{name}'", text)
+                self.registry.put(self._failed_record(name, text))
+                continue
+            try:
+                yield self.activate_record(record)
+            except Exception:
+                pass  # already logged and recorded by activate_record
+        self.log_overlaps()
+        log.info("Applet activation finished: %d active, %d failed.",
+                 len(self.registry.active()),
+                 sum(1 for r in self.registry.snapshot().values() if r.state == "failed"))
+
+    def _failed_record(self, name: str, tb: str) -> AppletRecord:
+        from hanji.core.applet import Applet
+
+        record = prepare(Applet(id=name), None, package=name)
+        record.state, record.error = "failed", tb
+        return record
+
+    def activate(self, applet: Any, web: Any = None) -> defer.Deferred[AppletRecord]:
+        """Activate (or hot-swap) an applet given as class or instance; reactor thread."""
+        assert_reactor_thread("HanjiServer.activate()")
+        try:
+            record = prepare(applet, web)
+        except Exception:
+            return defer.fail()
+        return self.activate_record(record)
+
+    def activate_record(self, record: AppletRecord) -> defer.Deferred[AppletRecord]:
+        """Run ``on_activate`` in the Django pool, then mount the routes atomically,
+        replacing an applet of the same id; reactor thread.
+
+        The old instance keeps serving until the new one is mounted, so requests
+        during a swap get the old or the new answer. Its ``on_deactivate`` runs and
+        what it opened is closed before the new ``on_activate`` (same ports).
+        """
+        assert_reactor_thread("HanjiServer.activate_record()")
+        return self._swap_lock.run(self._activate_locked, record)
+
+    @defer.inlineCallbacks
+    def _activate_locked(self, record: AppletRecord) -> Any:
+        old = self.registry.snapshot().get(record.id)
+        if old is not None:
+            record.version = old.version + 1
+            if old.state == "active":
+                yield self._stop_applet(old)
+        record.state = "activating"
+        try:
+            yield deferToThreadPool(
+                self.reactor, self.pool, tracking.run_as, record.applet, self._activate_in_worker, record
+            )
+        except Exception:
+            failure = Failure()
+            text = failure.getTraceback()
+            record.state, record.error = "failed", text
+            record.resources, record.websockets = {}, {}
+            log.error("Applet '%s' failed to activate; the others go on:\n%s", record.id, text)
+            _errors.report(record.id, f"{type(record.applet).__name__}.on_activate()", text)
+            yield record.applet._hanji_opened.close_all()
+            self.registry.put(record)
+            self._refresh_django()
+            failure.raiseException()
+        record.state = "active"
+        self.registry.put(record)
+        self._refresh_django()
+        log.info("Applet '%s' active (version %d).", record.id, record.version)
+        return record
+
+    def _activate_in_worker(self, record: AppletRecord) -> None:
+        """Run ``on_activate`` and build the routes; Django worker thread."""
+        record.applet.on_activate()
+        if record.package:
+            record.urls_module = import_optional(f"{record.package}.urls")
+        record.resources = self._build(record, record.web.twisted_dynamic_resources, "resource")
+        record.websockets = self._build(record, getattr(record.web, "websocket_resources", []), "websocket")
+
+    def _build(self, record: AppletRecord, classes: list[Any], kind: str) -> dict[str, Any]:
+        table: dict[str, Any] = {}
+        for cls in classes or []:
+            path = str(getattr(cls, "path", "") or "").strip("/")
+            if path in table:
+                raise ValueError(
+                    f"Applet '{record.id}': two {kind}s at path '{path}' "
+                    f"({type(table[path]).__name__} and {cls.__name__}); give each its own path."
+                )
+            if kind == "websocket":
+                from hanji.server.websocket import websocket_resource
+
+                table[path] = websocket_resource(record.applet, cls)
+            else:
+                table[path] = cls(record.applet)
+        return table
+
+    @defer.inlineCallbacks
+    def _stop_applet(self, record: AppletRecord) -> Any:
+        """Call ``on_deactivate`` (Django pool) and close what the applet opened."""
+        try:
+            yield deferToThreadPool(
+                self.reactor, self.pool, tracking.run_as, record.applet, record.applet.on_deactivate
+            )
+        except Exception:
+            text = traceback.format_exc()
+            log.error("Applet '%s': on_deactivate failed:\n%s", record.id, text)
+            _errors.report(record.id, f"{type(record.applet).__name__}.on_deactivate()", text)
+        yield record.applet._hanji_opened.close_all()
+        record.state = "deactivated"
+
+    def deactivate(self, applet_id: str) -> defer.Deferred[None]:
+        """Unmount an applet, run its ``on_deactivate`` and close what it opened;
+        reactor thread. Raise AppletNotFound for an unknown id."""
+        assert_reactor_thread("HanjiServer.deactivate()")
+        return self._swap_lock.run(self._deactivate_locked, applet_id)
+
+    @defer.inlineCallbacks
+    def _deactivate_locked(self, applet_id: str) -> Any:
+        record = self.registry.get(applet_id)
+        self.registry.remove(applet_id)
+        self._refresh_django()
+        if record.state == "active":
+            yield self._stop_applet(record)
+        log.info("Applet '%s' deactivated.", applet_id)
+
+    # -- Django URLs and the routing table ----------------------------------------
+
+    def _refresh_django(self) -> None:
+        from hanji.server import urls
+
+        urls.rebuild(self.registry.active())
+
+    def django_matches(self, path: bytes) -> bool:
+        """Return True if Django's URLconf resolves ``path``; reactor thread (pure
+        computation on imported modules, no I/O)."""
+        from django.urls import Resolver404, resolve
+
+        try:
+            resolve(path.decode("utf-8", "replace").split("?")[0])
+        except Resolver404:
+            return False
+        except Exception:
+            return False
+        return True
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Return the routing table, Twisted before Django, overlaps marked; any thread."""
+        rows: list[dict[str, Any]] = [
+            {"url": "/static/hanji/", "served_by": "twisted", "applet": "hanji", "what": "static files"}
+        ]
+        for record in self.registry.active():
+            if record.static_dir:
+                rows.append({"url": f"/static/{record.id}/", "served_by": "twisted",
+                             "applet": record.id, "what": "static files"})
+            for kind, prefix, table in (("resource", "res", record.resources),
+                                        ("websocket", "ws", record.websockets)):
+                for path, res in table.items():
+                    url = f"/{prefix}/{record.id}/{path}"
+                    rows.append({"url": url, "served_by": "twisted", "applet": record.id,
+                                 "what": f"{kind} {type(res).__name__}",
+                                 "overlaps_django": self.django_matches(url.encode())})
+        from hanji.server import urls
+
+        for url, applet_id, what in urls.describe():
+            rows.append({"url": url, "served_by": "django", "applet": applet_id, "what": what})
+        for row in rows:
+            row.setdefault("overlaps_django", False)
+        return rows
+
+    def log_overlaps(self) -> list[str]:
+        """Log every URL served by Twisted that Django also matches; return them."""
+        overlaps = [r["url"] for r in self.routes() if r["overlaps_django"]]
+        for url in overlaps:
+            log.warning("URL %s is defined in both Twisted and Django; Twisted serves it.", url)
+        return overlaps
+
+    def call_in_pool(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        """Run ``f`` in the Django pool; reactor thread."""
+        return deferToThreadPool(self.reactor, self.pool, f, *args, **kwargs)

@@ -1,0 +1,174 @@
+"""The one HTTP site and its routing, on the reactor thread.
+
+Routing order (first match wins):
+
+    /static/hanji/…          Hanji's JS and CSS
+    /static/<applet_id>/…    the applet's static/ folder
+    /res/<applet_id>/<path>  TwAppletResource (Twisted, reactor thread)
+    /ws/<applet_id>/<path>   websocket endpoints (reactor thread)
+    everything else          Django, through WSGIResource on the Django pool
+
+Under ``/static``, ``/res`` and ``/ws`` a URL that Twisted does not serve goes to
+Django if Django's URLconf matches it; otherwise it is a 404 that names the applets.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from twisted.web import resource, server
+
+from hanji._exceptions import AppletNotFound
+from hanji.server import static
+
+if TYPE_CHECKING:
+    from hanji.server.runtime import HanjiServer
+
+
+class HanjiRequest(server.Request):
+    """A request that the site counts while it is in flight (for the drain)."""
+
+    _in_flight: set[Any] | None = None
+
+    def process(self) -> None:
+        self._in_flight = self.channel.site.in_flight
+        self._in_flight.add(self)
+        super().process()
+
+    def finish(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.discard(self)
+        super().finish()
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._in_flight is not None:
+            self._in_flight.discard(self)
+        super().connectionLost(reason)
+
+
+class HanjiSite(server.Site):
+    """The site; ``in_flight`` holds the requests not finished yet (reactor thread)."""
+
+    requestFactory = HanjiRequest
+
+    def __init__(self, root: resource.IResource, **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        self.in_flight: set[HanjiRequest] = set()
+
+
+class NotFoundPage(resource.Resource):
+    """A plain-text 404 with a reason."""
+
+    isLeaf = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return ("404 Not Found: " + self.message + "\n").encode("utf-8")
+
+
+def _segments(request: Any) -> list[str]:
+    return [s.decode("utf-8", "replace") for s in request.postpath]
+
+
+def match(table: Any, segments: list[str]) -> tuple[Any, int] | None:
+    """Return ``(resource, n)``: the resource at the longest path in ``table`` that
+    is a prefix of ``segments`` (n segments long), or None. A resource that matches
+    only a prefix must be a leaf or have children (twisted traversal goes on)."""
+    for n in range(len(segments), -1, -1):
+        res = table.get("/".join(segments[:n]))
+        if res is None:
+            continue
+        if n == len(segments) or getattr(res, "isLeaf", False) or getattr(res, "children", None):
+            return res, n
+    return None
+
+
+class HanjiRoot(resource.Resource):
+    """The root resource: dispatch by the first path segment; reactor thread."""
+
+    def __init__(self, hanji_server: HanjiServer) -> None:
+        super().__init__()
+        self.server = hanji_server
+        self.hanji_static = static.folder(static.HANJI_STATIC)
+
+    def getChildWithDefault(self, name: bytes, request: Any) -> Any:
+        child = None
+        if name == b"static":
+            child = self._static(request)
+        elif name == b"res":
+            child = self._mounted(request, "resources", "/res")
+        elif name == b"ws":
+            child = self._mounted(request, "websockets", "/ws")
+            if child is not None and not isinstance(child, NotFoundPage):
+                # An upgraded websocket is no longer an HTTP request in flight.
+                request.site.in_flight.discard(request)
+        if child is None:
+            return self._django(request)
+        return child
+
+    def render(self, request: Any) -> Any:
+        return self._django(request).render(request)
+
+    def _django(self, request: Any) -> Any:
+        if request.prepath:
+            request.postpath.insert(0, request.prepath.pop())
+        return self.server.django_resource
+
+    def _consume(self, request: Any, n: int) -> None:
+        for _ in range(n):
+            request.prepath.append(request.postpath.pop(0))
+
+    def _unknown(self, request: Any, applet_id: str) -> Any:
+        if self.server.django_matches(request.path):
+            return None
+        known = [r.id for r in self.server.registry.active()]
+        return NotFoundPage(str(AppletNotFound(applet_id, known)))
+
+    def _static(self, request: Any) -> Any:
+        segments = _segments(request)
+        if not segments or not segments[0]:
+            return None
+        if segments[0] == "hanji":
+            self._consume(request, 1)
+            return self.hanji_static
+        record = self.server.registry.snapshot().get(segments[0])
+        if record is None or record.state != "active":
+            return self._unknown(request, segments[0])
+        if record.static_dir is None:
+            return NotFoundPage(f"applet '{record.id}' has no static/ folder.")
+        self._consume(request, 1)
+        return static.folder(record.static_dir)
+
+    def _mounted(self, request: Any, kind: str, prefix: str) -> Any:
+        segments = _segments(request)
+        if not segments or not segments[0]:
+            return None
+        record = self.server.registry.snapshot().get(segments[0])
+        if record is None or record.state != "active":
+            return self._unknown(request, segments[0])
+        table = getattr(record, kind)
+        found = match(table, segments[1:])
+        if found is None:
+            if self.server.django_matches(request.path):
+                return None
+            paths = ", ".join(sorted(f"{prefix}/{record.id}/{p}" for p in table)) or "none"
+            return NotFoundPage(
+                f"applet '{record.id}' has no resource at {html.escape(request.path.decode('utf-8', 'replace'))}. "
+                f"Its {kind}: {paths}."
+            )
+        res, n = found
+        self._consume(request, 1 + n)
+        return res
+
+
+def build_site(hanji_server: HanjiServer) -> HanjiSite:
+    """Return the site serving ``hanji_server``'s routes; reactor thread."""
+    site = HanjiSite(HanjiRoot(hanji_server))
+    site.displayTracebacks = False
+    return site

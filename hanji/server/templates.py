@@ -1,0 +1,34 @@
+"""Render an applet's web UI template; Django worker thread (or any non-reactor thread).
+
+Every applet has its own ``templates/content.html``; Django's app-directories loader
+would find only the first one, so the file is read from the applet's own folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template import engines
+
+
+def _source(web: Any) -> str | None:
+    if getattr(web, "template", None):
+        return str(web.template)
+    from hanji.server.runtime import current
+
+    server = current()
+    applet_id = getattr(web.applet, "id", None)
+    record = server.registry.snapshot().get(applet_id) if server and applet_id else None
+    if record is not None and record.template_dir is not None:
+        candidate = record.template_dir / web.template_name
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    return None
+
+
+def render_webui(web: Any, request: Any = None) -> str:
+    """Return the HTML of ``web``'s content template, with ``applet`` in the context."""
+    engine = engines["django"]
+    source = _source(web)
+    template = engine.from_string(source) if source is not None else engine.get_template(web.template_name)
+    return template.render(web.get_context(request), request)

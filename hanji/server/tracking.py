@@ -1,0 +1,137 @@
+"""Track what an applet opens on the reactor, so it can be closed for it.
+
+While an applet's code runs (``on_activate``, a render method, or a callable that
+such code handed to ``reactor.callFromThread``), the context variable ``current_applet``
+names the applet. The reactor's ``listenTCP``, ``listenUDP``, ``connectTCP`` and
+``callLater`` are wrapped once, at server start, so that what they return is recorded
+on that applet. This is what makes the reference's
+``reactor.callFromThread(lambda: reactor.listenTCP(1234, factory))`` close its port
+when the applet is deactivated, without the applet doing anything.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import threading
+import weakref
+from typing import Any, Callable
+
+from twisted.internet import defer
+
+current_applet: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "hanji_current_applet", default=None
+)
+
+_installed: set[int] = set()
+_install_lock = threading.Lock()
+
+
+class OpenedThings:
+    """What one applet opened: ports, connectors, delayed calls and closables.
+
+    Mutated on the reactor thread only.
+    """
+
+    def __init__(self) -> None:
+        self.ports: list[Any] = []
+        self.connectors: list[Any] = []
+        self.calls: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.closables: list[Callable[[], Any]] = []
+
+    def record(self, kind: str, thing: Any) -> None:
+        """Remember ``thing``; must run on the reactor thread."""
+        if kind == "port":
+            self.ports.append(thing)
+        elif kind == "connector":
+            self.connectors.append(thing)
+        elif kind == "call":
+            self.calls.add(thing)
+        else:
+            self.closables.append(thing)
+
+    def close_all(self) -> defer.Deferred[None]:
+        """Close everything recorded; must run on the reactor thread.
+
+        The Deferred fires once every listening port has stopped, so the port
+        numbers are free when it fires.
+        """
+        waits = []
+        for call in list(self.calls):
+            if call.active():
+                call.cancel()
+        for connector in self.connectors:
+            try:
+                connector.disconnect()
+            except Exception:
+                pass
+        for close in self.closables:
+            try:
+                result = close()
+            except Exception:
+                continue
+            if isinstance(result, defer.Deferred):
+                waits.append(result)
+        for port in self.ports:
+            waits.append(defer.maybeDeferred(port.stopListening))
+        self.ports, self.connectors, self.closables = [], [], []
+        self.calls = weakref.WeakSet()
+        return defer.DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
+
+
+def _opened_of(applet: Any) -> OpenedThings | None:
+    return getattr(applet, "_hanji_opened", None) if applet is not None else None
+
+
+def _wrap(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        result = method(*args, **kwargs)
+        opened = _opened_of(current_applet.get())
+        if opened is not None:
+            opened.record(kind, result)
+        return result
+
+    tracked._hanji_tracked = True  # type: ignore[attr-defined]
+    return tracked
+
+
+def _wrap_call_from_thread(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call_from_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if current_applet.get() is not None:
+            # Carry the applet's context to the reactor thread with the call.
+            ctx = contextvars.copy_context()
+            return method(ctx.run, f, *args, **kwargs)
+        return method(f, *args, **kwargs)
+
+    call_from_thread._hanji_tracked = True  # type: ignore[attr-defined]
+    return call_from_thread
+
+
+def install(reactor: Any) -> None:
+    """Wrap the reactor's opening methods once (idempotent, any thread)."""
+    with _install_lock:
+        if id(reactor) in _installed:
+            return
+        for name, kind in (
+            ("listenTCP", "port"),
+            ("listenUDP", "port"),
+            ("listenUNIX", "port"),
+            ("connectTCP", "connector"),
+            ("callLater", "call"),
+        ):
+            method = getattr(reactor, name, None)
+            if method is not None and not getattr(method, "_hanji_tracked", False):
+                setattr(reactor, name, _wrap(method, kind))
+        reactor.callFromThread = _wrap_call_from_thread(reactor.callFromThread)
+        _installed.add(id(reactor))
+
+
+def run_as(applet: Any, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``f`` with ``applet`` as the current applet (any thread)."""
+    token = current_applet.set(applet)
+    try:
+        return f(*args, **kwargs)
+    finally:
+        current_applet.reset(token)

@@ -1,0 +1,41 @@
+"""Hanji's Django views; they run in the Django pool."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from hanji.server import errors as _errors
+
+log = logging.getLogger("hanji.server")
+
+
+def _card(record: Any, request: HttpRequest) -> dict[str, Any]:
+    try:
+        content = record.web.render(request)
+        error = None
+    except Exception:
+        text = traceback.format_exc()
+        log.error("Applet '%s': rendering its web UI failed:\n%s", record.id, text)
+        _errors.report(record.id, "WebUI.render()", text)
+        content, error = "", f"This applet's web UI failed to render; see logger hanji.applet.{record.id}."
+    icon = None
+    if record.static_dir is not None and (record.static_dir / record.applet.icon).is_file():
+        icon = f"/static/{record.id}/{record.applet.icon}"
+    return {"applet": record.applet, "content": content, "icon": icon, "error": error,
+            "has_help": record.static_dir is not None and (record.static_dir / "help.html").is_file()}
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Render the home page: every active applet with its web UI."""
+    from hanji.server.runtime import current
+
+    server = current()
+    records = server.registry.active() if server is not None else []
+    failed = [r for r in server.registry.snapshot().values() if r.state == "failed"] if server else []
+    cards = [_card(r, request) for r in records]
+    return render(request, "hanji/home.html", {"cards": cards, "failed": failed})
