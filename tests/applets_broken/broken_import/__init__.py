@@ -1,0 +1,3 @@
+"""An applet whose import fails: the others must still start."""
+
+raise ImportError("broken_import is broken on purpose")

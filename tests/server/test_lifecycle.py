@@ -1,0 +1,146 @@
+"""Applet life cycle and server stop: echo protocol, deactivation, drain, failures, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from conftest import APPLETS, ROOT
+
+BROKEN = ROOT / "tests" / "applets_broken"
+
+
+def echo_port(server) -> int:
+    return json.loads(server.get("/res/echo/info").text)["listening"][0]
+
+
+def can_connect(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_echo_round_trip(server):
+    """The echo applet's TCP protocol, opened with callFromThread in on_activate, echoes lines."""
+    with socket.create_connection(("127.0.0.1", echo_port(server)), timeout=10) as sock:
+        sock.sendall(b"hello hanji\r\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            data += sock.recv(1024)
+    assert data == b"hello hanji\n"
+
+
+def test_echo_port_closed_after_stop(start_server):
+    """Stopping the server closes the port the echo applet opened, and exits 0."""
+    srv = start_server([APPLETS])
+    port = echo_port(srv)
+    assert can_connect(port)
+    assert srv.stop(signal.SIGTERM) == 0
+    assert not can_connect(port)
+    assert "Applet 'echo' deactivated." in srv.log
+
+
+def test_echo_port_closed_after_deactivation(tmp_path):
+    """Deactivating the echo applet closes its port while the server keeps running."""
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("_deactivate_script.py")), str(APPLETS), str(tmp_path)],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, HANJI_ECHO_PORT="0"),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["before"] is True
+    assert result["after_deactivate"] is False
+
+
+def test_drain_lets_inflight_django_view_finish(start_server):
+    """SIGTERM stops listening but lets an in-flight slow Django view complete, then exits 0."""
+    srv = start_server([APPLETS, ROOT / "tests" / "applets"])
+    answers = {}
+
+    def slow():
+        with urllib.request.urlopen(srv.url + "/rootmounted/slow?s=2", timeout=30) as resp:
+            answers["slow"] = (resp.status, resp.read())
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.5)  # the request is now in a Django worker
+    srv.proc.send_signal(signal.SIGTERM)
+    thread.join(30)
+    assert answers["slow"] == (200, b"slow done")
+    assert srv.stop() == 0
+
+
+def test_drain_deadline_does_not_hang(start_server):
+    """A Django view slower than the drain deadline cannot keep the server from exiting."""
+    srv = start_server([ROOT / "tests" / "applets"], args=["--drain-timeout", "0.5"])
+    def stuck():
+        try:
+            urllib.request.urlopen(srv.url + "/rootmounted/slow?s=20", timeout=30)
+        except OSError:
+            pass  # the server exits under it: expected
+
+    threading.Thread(target=stuck, daemon=True).start()
+    time.sleep(0.5)
+    assert srv.stop(signal.SIGINT, timeout=15) == 0
+    assert "Drain deadline passed with 1 request(s) in flight." in srv.log
+
+
+def test_failing_applets_reported_others_serve(start_server):
+    """Applets whose import or on_activate fails are reported by name with a traceback; the others serve."""
+    srv = start_server([BROKEN])
+    assert srv.get("/res/healthy/ping").text == "pong"
+    log = srv.log
+    assert "Applet 'broken_import' failed to import" in log
+    assert "ImportError: broken_import is broken on purpose" in log
+    assert "Applet 'broken_activate' failed to activate" in log
+    assert "ValueError: on_activate fails on purpose" in log
+    home = srv.get("/").text
+    assert "broken_activate (failed)" in home and "broken_import (failed)" in home
+    assert srv.get("/res/broken_activate/x").status == 404
+
+
+def test_startapplet_skeleton_is_served(tmp_path, start_server):
+    """`hanji startapplet NAME DIR` writes an applet that `hanji serve` then serves."""
+    target = tmp_path / "mine"
+    out = subprocess.run([sys.executable, "-m", "hanji", "startapplet", "gadget", str(target)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert (target / "gadget" / "templates" / "content.html").is_file()
+    srv = start_server([target])
+    assert json.loads(srv.get("/res/gadget/hello").text) == {"applet": "gadget", "hello": "world"}
+    assert "Gadget: a Django view." in srv.get("/applets/gadget/").text
+    assert 'id="applet-gadget"' in srv.get("/").text
+    again = subprocess.run([sys.executable, "-m", "hanji", "startapplet", "gadget", str(target)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_manage_runs_django_commands(tmp_path):
+    """`hanji manage` runs Django management commands with Hanji's settings and applets."""
+    out = subprocess.run(
+        [sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--data", str(tmp_path),
+         "showmigrations", "notes"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "0001_initial" in out.stdout
+
+
+def test_port_taken_is_a_clear_error(start_server, tmp_path):
+    """`hanji serve` on a taken port exits 1 with a message saying what to do."""
+    srv = start_server([ROOT / "tests" / "applets"])
+    port = srv.url.rsplit(":", 1)[1]
+    out = subprocess.run([sys.executable, "-m", "hanji", "serve", "--port", port, "--data", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "Pick another port with --port" in out.stderr
