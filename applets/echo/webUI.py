@@ -8,8 +8,7 @@ class EchoInfo(TwAppletResource):
     path = "info"
 
     def render_GET(self, request):
-        ports = [p.getHost().port for p in self.applet._hanji_opened.ports]
-        return {"configured_port": self.applet.port_number, "listening": ports}
+        return {"configured_port": self.applet.port_number, "listening": self.applet.ports}
 
 
 class WebUI(applet.WebUI):

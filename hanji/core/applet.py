@@ -106,6 +106,11 @@ class Applet:
         cancelled at deactivation. Return the DelayedCall."""
         return self._on_reactor(_global_reactor.callLater, delay, f, *args, **kwargs)
 
+    @property
+    def ports(self) -> list[int]:
+        """Return the numbers of the TCP/UDP ports this applet listens on (any thread)."""
+        return [p.getHost().port for p in list(self._hanji_opened.ports) if hasattr(p, "getHost")]
+
     def on_close(self, close: Any) -> None:
         """Register a callable run on the reactor thread at deactivation (any thread)."""
         self._on_reactor(self._hanji_opened.record, "closable", close)

@@ -79,14 +79,19 @@ def _segments(request: Any) -> list[str]:
 def match(table: Any, segments: list[str]) -> tuple[Any, int] | None:
     """Return ``(resource, n)``: the resource at the longest path in ``table`` that
     is a prefix of ``segments`` (n segments long), or None. A resource that matches
-    only a prefix must be a leaf or have children (twisted traversal goes on)."""
+    only a prefix must be a leaf, or have children or its own ``getChild`` (then
+    twisted.web's traversal goes on below it)."""
     for n in range(len(segments), -1, -1):
         res = table.get("/".join(segments[:n]))
         if res is None:
             continue
-        if n == len(segments) or getattr(res, "isLeaf", False) or getattr(res, "children", None):
+        if n == len(segments) or getattr(res, "isLeaf", False) or _has_children(res):
             return res, n
     return None
+
+
+def _has_children(res: Any) -> bool:
+    return bool(getattr(res, "children", None)) or type(res).getChild is not resource.Resource.getChild
 
 
 class HanjiRoot(resource.Resource):

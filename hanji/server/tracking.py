@@ -38,6 +38,23 @@ class OpenedThings:
         self.connectors: list[Any] = []
         self.calls: weakref.WeakSet[Any] = weakref.WeakSet()
         self.closables: list[Callable[[], Any]] = []
+        self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def track_factory(self, factory: Any) -> None:
+        """Record every protocol ``factory`` builds, so that connections accepted on
+        an applet's port are closed with it; reactor thread."""
+        if getattr(factory, "_hanji_tracked", False):
+            return
+        build = factory.buildProtocol
+
+        def buildProtocol(addr: Any) -> Any:
+            protocol = build(addr)
+            if protocol is not None:
+                self.protocols.add(protocol)
+            return protocol
+
+        factory.buildProtocol = buildProtocol
+        factory._hanji_tracked = True
 
     def record(self, kind: str, thing: Any) -> None:
         """Remember ``thing``; must run on the reactor thread."""
@@ -74,8 +91,12 @@ class OpenedThings:
                 waits.append(result)
         for port in self.ports:
             waits.append(defer.maybeDeferred(port.stopListening))
+        for protocol in list(self.protocols):
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
         self.ports, self.connectors, self.closables = [], [], []
-        self.calls = weakref.WeakSet()
+        self.calls, self.protocols = weakref.WeakSet(), weakref.WeakSet()
         return defer.DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
 
@@ -86,8 +107,10 @@ def _opened_of(applet: Any) -> OpenedThings | None:
 def _wrap(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
     @functools.wraps(method)
     def tracked(*args: Any, **kwargs: Any) -> Any:
-        result = method(*args, **kwargs)
         opened = _opened_of(current_applet.get())
+        if opened is not None and kind == "port" and len(args) > 1:
+            opened.track_factory(args[1])
+        result = method(*args, **kwargs)
         if opened is not None:
             opened.record(kind, result)
         return result

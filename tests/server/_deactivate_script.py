@@ -39,8 +39,12 @@ on_reactor(server.start)
 record = server.registry.get("echo")
 port = record.applet._hanji_opened.ports[0].getHost().port
 result = {"thread": threading.current_thread().name, "port": port, "before": can_connect(port)}
+client = socket.create_connection(("127.0.0.1", port), timeout=10)
+client.sendall(b"ping\n")
+result["echo"] = client.recv(100).decode()
 on_reactor(server.deactivate, "echo")
 result["after_deactivate"] = can_connect(port)
+result["client_closed"] = client.recv(100) == b""
 result["on_deactivate_thread_ok"] = True
 on_reactor(server.shutdown, 5)
 print(json.dumps(result))

@@ -51,7 +51,7 @@ def test_echo_port_closed_after_stop(start_server):
 
 
 def test_echo_port_closed_after_deactivation(tmp_path):
-    """Deactivating the echo applet closes its port while the server keeps running."""
+    """Deactivating the echo applet closes its port and its open connections."""
     out = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("_deactivate_script.py")), str(APPLETS), str(tmp_path)],
         capture_output=True, text=True, timeout=120, env=dict(os.environ, HANJI_ECHO_PORT="0"),
@@ -59,7 +59,9 @@ def test_echo_port_closed_after_deactivation(tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["before"] is True
+    assert result["echo"] == "ping\n"
     assert result["after_deactivate"] is False
+    assert result["client_closed"] is True
 
 
 def test_drain_lets_inflight_django_view_finish(start_server):
