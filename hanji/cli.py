@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("hanji")
 
@@ -24,7 +25,8 @@ def _configure_logging(data_dir: Path, debug: bool) -> None:
     # Twisted's own log (access log, unhandled errors) into the same handlers.
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
+    observer: Any = STDLibLogObserver(name="twisted")
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
 def _data_dir(arg: str | None) -> Path:
@@ -42,9 +44,11 @@ def serve(args: argparse.Namespace) -> int:
     setup = django_setup.setup(django_setup.applet_dirs_from_env(args.applets), data, args.debug)
     django_setup.migrate()
 
-    from twisted.internet import reactor
+    from twisted.internet import reactor as _reactor
 
     from hanji.server.runtime import HanjiServer
+
+    reactor: Any = _reactor
 
     server = HanjiServer(
         reactor, setup, host=args.host, port=args.port,

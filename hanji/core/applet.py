@@ -38,11 +38,11 @@ class Applet:
         icon: file name in the applet's ``static/`` folder shown on the home page.
     """
 
-    id: ClassVar[str | None] = None
-    name: ClassVar[str | None] = None
-    description: ClassVar[str] = ""
-    url_prefix: ClassVar[str | None] = None
-    icon: ClassVar[str] = "icon.png"
+    id: str | None = None
+    name: str | None = None
+    description: str = ""
+    url_prefix: str | None = None
+    icon: str = "icon.png"
 
     def __init__(
         self,
@@ -51,11 +51,11 @@ class Applet:
         description: str | None = None,
     ) -> None:
         if id is not None:
-            self.id = id  # type: ignore[misc]
+            self.id = id
         if name is not None:
-            self.name = name  # type: ignore[misc]
+            self.name = name
         if description is not None:
-            self.description = description  # type: ignore[misc]
+            self.description = description
         self._hanji_opened = OpenedThings()
         self._hanji_package: str | None = None
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from types import ModuleType
 
 from hanji._threads import assert_not_reactor_thread
 from hanji.server import errors as _errors
@@ -166,7 +167,7 @@ def migrate(verbosity: int = 0) -> None:
     call_command("migrate", interactive=False, run_syncdb=True, verbosity=verbosity)
 
 
-def import_optional(module: str) -> object | None:
+def import_optional(module: str) -> ModuleType | None:
     """Import ``module`` if it exists (a missing module gives None; errors raise)."""
     try:
         return importlib.import_module(module)

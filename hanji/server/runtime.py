@@ -101,6 +101,7 @@ class HanjiServer:
             except net_error.CannotListenError:
                 if not port_fallback or candidate == 0:
                     raise
+        assert self.listening_port is not None
         self.port = self.listening_port.getHost().port
         if self.port != wanted and wanted != 0:
             log.warning("Port %d is taken; Hanji listens on %d instead.", wanted, self.port)

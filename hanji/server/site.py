@@ -32,7 +32,7 @@ class HanjiRequest(server.Request):
     _in_flight: set[Any] | None = None
 
     def process(self) -> None:
-        self._in_flight = self.channel.site.in_flight
+        self._in_flight = self.channel.site.in_flight  # type: ignore[attr-defined]
         self._in_flight.add(self)
         super().process()
 
@@ -99,7 +99,7 @@ class HanjiRoot(resource.Resource):
 
     def __init__(self, hanji_server: HanjiServer) -> None:
         super().__init__()
-        self.server = hanji_server
+        self.hanji = hanji_server
         self.hanji_static = static.folder(static.HANJI_STATIC)
 
     def getChildWithDefault(self, name: bytes, request: Any) -> Any:
@@ -123,16 +123,16 @@ class HanjiRoot(resource.Resource):
     def _django(self, request: Any) -> Any:
         if request.prepath:
             request.postpath.insert(0, request.prepath.pop())
-        return self.server.django_resource
+        return self.hanji.django_resource
 
     def _consume(self, request: Any, n: int) -> None:
         for _ in range(n):
             request.prepath.append(request.postpath.pop(0))
 
     def _unknown(self, request: Any, applet_id: str) -> Any:
-        if self.server.django_matches(request.path):
+        if self.hanji.django_matches(request.path):
             return None
-        known = [r.id for r in self.server.registry.active()]
+        known = [r.id for r in self.hanji.registry.active()]
         return NotFoundPage(str(AppletNotFound(applet_id, known)))
 
     def _static(self, request: Any) -> Any:
@@ -142,7 +142,7 @@ class HanjiRoot(resource.Resource):
         if segments[0] == "hanji":
             self._consume(request, 1)
             return self.hanji_static
-        record = self.server.registry.snapshot().get(segments[0])
+        record = self.hanji.registry.snapshot().get(segments[0])
         if record is None or record.state != "active":
             return self._unknown(request, segments[0])
         if record.static_dir is None:
@@ -154,13 +154,13 @@ class HanjiRoot(resource.Resource):
         segments = _segments(request)
         if not segments or not segments[0]:
             return None
-        record = self.server.registry.snapshot().get(segments[0])
+        record = self.hanji.registry.snapshot().get(segments[0])
         if record is None or record.state != "active":
             return self._unknown(request, segments[0])
         table = getattr(record, kind)
         found = match(table, segments[1:])
         if found is None:
-            if self.server.django_matches(request.path):
+            if self.hanji.django_matches(request.path):
                 return None
             paths = ", ".join(sorted(f"{prefix}/{record.id}/{p}" for p in table)) or "none"
             return NotFoundPage(
@@ -174,6 +174,6 @@ class HanjiRoot(resource.Resource):
 
 def build_site(hanji_server: HanjiServer) -> HanjiSite:
     """Return the site serving ``hanji_server``'s routes; reactor thread."""
-    site = HanjiSite(HanjiRoot(hanji_server))
+    site = HanjiSite(HanjiRoot(hanji_server))  # type: ignore[arg-type]
     site.displayTracebacks = False
     return site

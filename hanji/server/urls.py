@@ -20,7 +20,7 @@ _owners: dict[int, str] = {}
 def rebuild(records: list[Any]) -> None:
     """Rebuild ``urlpatterns`` from the active applet records (any thread)."""
     global urlpatterns
-    patterns = list(_base)
+    patterns: list[Any] = list(_base)
     owners: dict[int, str] = {}
     # Applets mounted at a prefix first, root-mounted ones last, so a root applet
     # cannot hide another applet's prefix.
