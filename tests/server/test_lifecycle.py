@@ -48,6 +48,7 @@ def test_echo_port_closed_after_stop(start_server):
     assert srv.stop(signal.SIGTERM) == 0
     assert not can_connect(port)
     assert "Applet 'echo' deactivated." in srv.log
+    assert "Hanji serves" in (srv.data / "hanji.log").read_text()  # logs to the data dir too
 
 
 def test_echo_port_closed_after_deactivation(tmp_path):
