@@ -1,0 +1,264 @@
+"""Figures 1-4 and 7: HTTP throughput and latency side by side, isolation, memory."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import time
+from typing import Sequence
+
+import _servers as S
+from _harness import BENCH, RAW, Server, Wrk, WrkResult, fmt, median, pair_ratios, proc_rss_kb, proc_threads
+from _report import Report, wrk_table
+
+
+@dataclasses.dataclass
+class Contender:
+    label: str
+    server: Server
+    path: str
+
+    @property
+    def url(self) -> str:
+        return self.server.base + self.path
+
+
+def verdict(value: float | None, target: float, higher_is_better: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    ok = value >= target if higher_is_better else value <= target
+    return "met" if ok else "**missed**"
+
+
+def alternate(wrk: Wrk, contenders: Sequence[Contender], rounds: int) -> dict[str, list[WrkResult]]:
+    """Warm each contender up for 1 s, then run them A B (C) A B (C) ... ``rounds`` times."""
+    for c in contenders:
+        wrk.run(f"warm-up {c.label}", c.url, c.server, duration=1)
+    results: dict[str, list[WrkResult]] = {c.label: [] for c in contenders}
+    for _ in range(rounds):
+        for c in contenders:
+            results[c.label].append(wrk.run(c.label, c.url, c.server))
+    return results
+
+
+def _rounds_table(results: dict[str, list[WrkResult]]) -> str:
+    rows = []
+    n = max(len(v) for v in results.values())
+    for i in range(n):
+        for label, runs in results.items():
+            if i < len(runs):
+                rows.append((str(i + 1), runs[i]))
+    return wrk_table(rows)
+
+
+def _check_ok(report: Report, results: dict[str, list[WrkResult]]) -> None:
+    for label, runs in results.items():
+        bad = [r for r in runs if not r.ok]
+        if bad:
+            report.note(f"{label}: {len(bad)} run(s) had socket errors or non-2xx answers "
+                        f"(see {', '.join(r.raw_path for r in bad)}).")
+
+
+def compare(report: Report, fig: str, title: str, a: Contender, b: Contender,
+            results: dict[str, list[WrkResult]], target: float | None, target_text: str) -> float | None:
+    """Add the summary rows of A versus B; return the median pair ratio of req/s."""
+    ra, rb = results[a.label], results[b.label]
+    ratios = pair_ratios([r.rps for r in ra], [r.rps for r in rb])
+    eff = pair_ratios([r.rps_per_cpu for r in ra], [r.rps_per_cpu for r in rb])
+    ratio = median(ratios)
+    report.row(fig, f"{title}: req/s", fmt(median(r.rps for r in ra)), f"{fmt(median(r.rps for r in rb))} ({b.label})",
+               f"{fmt(ratio, '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})", target_text,
+               verdict(ratio, target) if target is not None else "reported")
+    report.row(fig, f"{title}: requests per server CPU-second", fmt(median(r.rps_per_cpu for r in ra)),
+               fmt(median(r.rps_per_cpu for r in rb)), fmt(median(eff), ".2f"), "(cross-check)", "")
+    report.row(fig, f"{title}: latency p50 / p99 (ms)",
+               f"{fmt(median(r.p50 for r in ra), '.2f')} / {fmt(median(r.p99 for r in ra), '.2f')}",
+               f"{fmt(median(r.p50 for r in rb), '.2f')} / {fmt(median(r.p99 for r in rb), '.2f')}",
+               "", "", "")
+    return ratio
+
+
+# -- figures 1-3 -------------------------------------------------------------------------
+
+
+def figures_1_to_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int, which: set[str]) -> None:
+    if "1" in which:
+        figure_1(report, wrk, servers, rounds)
+    if "2" in which:
+        figure_2(report, wrk, servers, rounds)
+    if "3" in which:
+        figure_3(report, wrk, servers, rounds)
+
+
+def figure_1(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
+    """A TwAppletResource through Hanji vs the same resource on a bare Site."""
+    hanji = servers["hanji"]
+    a, b = Contender("Hanji", hanji, S.RES_PATH), Contender("bare twisted.web Site", servers["bare-twisted"], S.RES_PATH)
+    res = alternate(wrk, [a, b], rounds)
+    _check_ok(report, res)
+    compare(report, "1", "trivial TwAppletResource", a, b, res, 0.90, "≥ 0.90")
+    report.section(
+        f"## 1. Trivial Twisted resource\n\n`GET {S.RES_PATH}` answers 14 bytes: a `TwAppletResource` "
+        "returning bytes in Hanji, a plain `twisted.web.resource.Resource` on a bare `Site` in the "
+        f"baseline (`bench/servers/bare_twisted.py`). wrk, {wrk.connections} connections, "
+        f"{wrk.duration:g} s per run.\n\n{_rounds_table(res)}\n"
+    )
+
+
+
+def figure_2(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
+    """A trivial Django view: Hanji vs bare WSGIResource vs daphne."""
+    hanji = servers["hanji"]
+    a = Contender("Hanji", hanji, S.DJANGO_PATH)
+    b = Contender("bare WSGIResource", servers["bare-wsgi"], S.DJANGO_PATH)
+    contenders = [a, b]
+    if "daphne" in servers:
+        contenders.append(Contender("daphne (ASGI)", servers["daphne"], S.DJANGO_PATH))
+    res = alternate(wrk, contenders, rounds)
+    _check_ok(report, res)
+    compare(report, "2", "trivial Django view", a, b, res, 0.95, "≥ 0.95")
+    if "daphne" in servers:
+        d = contenders[2]
+        ratios = pair_ratios([r.rps for r in res[a.label]], [r.rps for r in res[d.label]])
+        report.row("2", "trivial Django view: Hanji vs daphne, req/s", fmt(median(r.rps for r in res[a.label])),
+                   f"{fmt(median(r.rps for r in res[d.label]))} (daphne)",
+                   f"{fmt(median(ratios), '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})",
+                   "≈ 3 (expected)", "reported")
+        report.row("2", "daphne latency p50 / p99 (ms)", "",
+                   f"{fmt(median(r.p50 for r in res[d.label]), '.2f')} / {fmt(median(r.p99 for r in res[d.label]), '.2f')}",
+                   "", "", "")
+    else:
+        report.note("daphne is not installed: figure 2 has no ASGI column (`pip install daphne`).")
+    report.section(
+        f"## 2. Trivial Django view\n\n`GET {S.DJANGO_PATH}` is benchapp's `views.hello` "
+        "(an `HttpResponse` of the same 14 bytes) with Hanji's settings and middleware in every "
+        f"server: Hanji (Django pool of {S.DJANGO_THREADS}), a bare `WSGIResource` as a `Site`'s root on "
+        f"a {S.DJANGO_THREADS}-thread pool (`bench/servers/bare_wsgi.py`), and daphne serving "
+        "`get_asgi_application()` (`bench/servers/django_asgi.py`).\n\n" + _rounds_table(res) + "\n"
+    )
+
+
+
+def figure_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
+    """A 10 kB static file through Hanji vs a bare static.File."""
+    hanji = servers["hanji"]
+    a = Contender("Hanji", hanji, S.STATIC_PATH)
+    b = Contender("bare static.File", servers["bare-twisted"], S.STATIC_PATH)
+    res = alternate(wrk, [a, b], rounds)
+    _check_ok(report, res)
+    compare(report, "3", "10 kB static file", a, b, res, None, "(none set)")
+    report.section(
+        f"## 3. Static file (10 kB)\n\n`GET {S.STATIC_PATH}` from benchapp's `static/` folder: "
+        "Hanji's static route vs a bare `twisted.web.static.File` on the same folder.\n\n"
+        + _rounds_table(res) + "\n"
+    )
+
+
+# -- figure 4 ----------------------------------------------------------------------------
+
+
+def figure_4(report: Report, wrk: Wrk, hanji: Server, rounds: int, threads: int) -> None:
+    """p50/p99 of /res with 1 connection: idle, while 2x pool-size views sleep, while CPU views run."""
+    probe_kw = {"connections": 1}
+    load_conns = 2 * threads
+    bg_seconds = 1.0 + wrk.duration + 0.5  # covers the probe, which starts 1 s in
+    url = hanji.base + S.RES_PATH
+    wrk.run("warm-up probe", url, hanji, duration=1, **probe_kw)
+    wrk.run("warm-up cpu view", hanji.base + S.CPU_PATH, hanji, duration=1, connections=2)
+    runs: dict[str, list[WrkResult]] = {"idle": [], "sleeping views": [], "CPU-bound views": []}
+    bg_info: dict[str, list[str]] = {"sleeping views": [], "CPU-bound views": []}
+    for _ in range(rounds):
+        runs["idle"].append(wrk.run("idle", url, hanji, **probe_kw))
+        for label, path in (("sleeping views", S.SLEEP_PATH), ("CPU-bound views", S.CPU_PATH)):
+            bg, bg_raw = wrk.start_background(f"background {label}", hanji.base + path,
+                                              connections=load_conns, duration=bg_seconds)
+            time.sleep(1.0)  # let every background connection get its request in
+            r = wrk.run(label, url, hanji, **probe_kw)
+            r.label = label
+            runs[label].append(r)
+            try:
+                bg.wait(bg_seconds + 30)
+            except subprocess.TimeoutExpired:
+                bg.kill()
+            bg_info[label].append(str(bg_raw.relative_to(BENCH)))
+            time.sleep(2.2)  # requests wrk abandoned still run in the pool
+    idle = runs["idle"]
+    for label in ("sleeping views", "CPU-bound views"):
+        loaded = runs[label]
+        r50 = pair_ratios([r.p50 for r in loaded], [r.p50 for r in idle])
+        r99 = pair_ratios([r.p99 for r in loaded], [r.p99 for r in idle])
+        report.row("4", f"`/res` latency p50 / p99 (ms) while {load_conns} {label} run",
+                   f"{fmt(median(r.p50 for r in loaded), '.2f')} / {fmt(median(r.p99 for r in loaded), '.2f')}",
+                   f"{fmt(median(r.p50 for r in idle), '.2f')} / {fmt(median(r.p99 for r in idle), '.2f')} (idle)",
+                   f"{fmt(median(r50), '.2f')} / {fmt(median(r99), '.2f')}",
+                   "≈ 1 for sleeping views" if label == "sleeping views" else "(GIL: reported)",
+                   verdict(median(r50), 1.5, higher_is_better=False) if label == "sleeping views" else "reported")
+    table = []
+    for i in range(rounds):
+        for label, rr in runs.items():
+            table.append((str(i + 1), rr[i]))
+    report.section(
+        f"## 4. Reactor isolation\n\nA `/res` probe (wrk, 1 connection, {wrk.duration:g} s) measured idle, then "
+        f"while {load_conns} requests (twice the Django pool of {threads}) to `{S.SLEEP_PATH}` "
+        f"(`time.sleep(2)`) are in flight, then while {load_conns} connections hammer `{S.CPU_PATH}` "
+        "(50 ms of pure-Python CPU per request, holding the GIL). The background load is a second wrk on "
+        "the load core; its output is in "
+        f"{', '.join('`' + p + '`' for p in bg_info['sleeping views'][:1] + bg_info['CPU-bound views'][:1])} "
+        "and the following files.\n\n" + wrk_table(table) + "\n"
+    )
+
+
+# -- figure 7 ----------------------------------------------------------------------------
+
+MIX_LUA = """\
+-- Rotate over Hanji's three kinds of route: Twisted resource, Django view, static file.
+local paths = {"%s", "%s", "%s", "%s"}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+""" % (S.RES_PATH, S.DJANGO_PATH, S.RES_PATH, S.STATIC_PATH)
+
+
+def figure_7(report: Report, wrk: Wrk, hanji: Server, total: int, bound_mb: float) -> None:
+    """RSS idle, then after each chunk of mixed requests up to 2 x ``total``."""
+    script = RAW / "mix.lua"
+    script.write_text(MIX_LUA)
+    time.sleep(1.0)
+    samples = [(0, proc_rss_kb(hanji.pid), proc_threads(hanji.pid))]
+    done = 0
+    chunk = 0
+    max_chunks = 60  # bounded, whatever the speed
+    errors = 0
+    while done < 2 * total and chunk < max_chunks:
+        chunk += 1
+        r = wrk.run(f"memory mix chunk {chunk}", hanji.base + "/", hanji, script=script, duration=wrk.duration)
+        done += r.requests
+        errors += r.errors + r.non2xx
+        samples.append((done, proc_rss_kb(hanji.pid), proc_threads(hanji.pid)))
+
+    def rss_at(n: int) -> tuple[int, int]:
+        for count, rss, _ in samples:
+            if count >= n:
+                return count, rss
+        return samples[-1][0], samples[-1][1]
+
+    idle = samples[0][1]
+    n1, at1 = rss_at(total)
+    n2, at2 = rss_at(2 * total)
+    growth_mb = (at2 - at1) / 1024
+    report.row("7", "server RSS idle → after ~100k requests (MB)", f"{idle / 1024:.1f} → {at1 / 1024:.1f} (at {n1:,})",
+               "", "", "", "reported")
+    report.row("7", f"RSS growth over the next ~{total // 1000}k requests (MB)", f"{growth_mb:+.1f} (at {n2:,})", "", "",
+               f"≤ {bound_mb:g} MB", verdict(growth_mb, bound_mb, higher_is_better=False))
+    if errors:
+        report.note(f"figure 7: {errors} socket errors or non-2xx answers during the memory run.")
+    lines = ["| requests so far | RSS MB | threads |", "|---|---|---|"]
+    lines += [f"| {n:,} | {rss / 1024:.1f} | {th} |" for n, rss, th in samples]
+    report.section(
+        f"## 7. Memory\n\nA fresh Hanji process; RSS read from `/proc/<pid>/statm` when idle and after each "
+        f"{wrk.duration:g} s wrk chunk of a mix (per 4 requests: 2 `/res`, 1 Django view, 1 static file; "
+        f"`bench/raw/mix.lua`), until {2 * total:,} requests. The first {total:,} warm caches and "
+        f"grow pools; the bound applies to the second {total:,}.\n\n" + "\n".join(lines) + "\n"
+    )

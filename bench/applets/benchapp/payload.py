@@ -1,0 +1,3 @@
+"""What every benchmark endpoint answers: identical bytes in Hanji and the baselines."""
+
+HELLO = b"Hello, world!\n"

@@ -1,0 +1,30 @@
+"""benchapp's Django views (Django pool): trivial, sleeping and CPU-bound."""
+
+import time
+
+from django.http import HttpResponse
+
+from .payload import HELLO
+
+
+def hello(request):
+    """Return the fixed bytes: the smallest possible Django view."""
+    return HttpResponse(HELLO, content_type="text/html")
+
+
+def sleep(request):
+    """Block this worker for ``?s=`` seconds (default 2) without using the CPU."""
+    seconds = min(float(request.GET.get("s", "2")), 10.0)
+    time.sleep(seconds)
+    return HttpResponse(HELLO, content_type="text/html")
+
+
+def cpu(request):
+    """Burn ``?ms=`` milliseconds (default 50) of pure-Python CPU, holding the GIL."""
+    budget = min(float(request.GET.get("ms", "50")), 1000.0) / 1000.0
+    end = time.perf_counter() + budget
+    n = 0
+    while time.perf_counter() < end:
+        for i in range(200):
+            n += i * i
+    return HttpResponse(HELLO, content_type="text/html")

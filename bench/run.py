@@ -1,0 +1,131 @@
+"""Hanji side by side with bare Twisted, twisted.web.wsgi and daphne; writes bench/RESULTS.md.
+
+    .venv/bin/python bench/run.py                 # everything (what `make bench` runs)
+    .venv/bin/python bench/run.py --only 1,2      # some figures, written to bench/raw/
+    .venv/bin/python bench/run.py --only 1 --patches no-access-log   # try a fix
+
+Each server is its own process pinned to one core, the load generators (wrk and the
+Python clients) to another. Pairs run A B A B; ratios are taken pair by pair and the
+median reported. Nothing here asserts: a missed target is reported, not failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _http_figures as http_figs  # noqa: E402
+import _servers as S  # noqa: E402
+from _harness import BENCH, RAW, Server, Wrk, choose_cores, loadavg, other_busy_processes  # noqa: E402
+from _report import Report, environment  # noqa: E402
+
+ALL = ("1", "2", "3", "4", "5", "6", "7")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(ALL), help="figures to run, e.g. 1,2,7 (default: all)")
+    p.add_argument("--rounds", type=int, default=3, help="A/B pairs per comparison (default 3)")
+    p.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
+    p.add_argument("--connections", type=int, default=20, help="wrk connections (default 20)")
+    p.add_argument("--memory-requests", type=int, default=100_000, help="figure 7 step (default 100000)")
+    p.add_argument("--patches", default="", help="run Hanji with these fixes from servers/hanji_patched.py")
+    p.add_argument("--output", type=Path, help="where to write the results "
+                   "(default bench/RESULTS.md for a full unpatched run, else bench/raw/RESULTS-partial.md)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    figures = [f.strip() for f in args.only.split(",") if f.strip()]
+    unknown = set(figures) - set(ALL)
+    if unknown:
+        print(f"bench: unknown figure(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL)}.", file=sys.stderr)
+        return 2
+    if not shutil.which("wrk"):
+        print("bench: wrk is not installed; `apt-get install wrk` (make bench does it).", file=sys.stderr)
+        return 2
+    full = set(figures) == set(ALL) and not args.patches
+    output = args.output or (BENCH / "RESULTS.md" if full else RAW / "RESULTS-partial.md")
+
+    t0 = time.monotonic()
+    shutil.rmtree(RAW, ignore_errors=True)
+    RAW.mkdir(parents=True)
+    cores = choose_cores()
+    if cores.pinned:
+        os.sched_setaffinity(0, {cores.load})  # the harness itself stays off the server core
+    wrk = Wrk(cores, connections=args.connections, duration=args.duration)
+    report = Report()
+    if args.patches:
+        report.note(f"Hanji ran with the proposed fixes `{args.patches}` applied (bench/servers/hanji_patched.py).")
+    started: list[Server] = []
+
+    def start(server: Server) -> Server:
+        print(f"bench: starting {server.name} …", file=sys.stderr, flush=True)
+        started.append(server)
+        server.start()
+        print(f"bench:   {server.name} ready at {server.base} in {server.start_seconds:.1f} s", file=sys.stderr, flush=True)
+        return server
+
+    def stop(server: Server) -> None:
+        server.stop()
+        if server in started:
+            started.remove(server)
+
+    busy_before = other_busy_processes({os.getpid()})
+    if busy_before:
+        report.note(f"Other processes were using the CPU when the run started: {', '.join(busy_before)}.")
+    report.note(f"Load average at start: {loadavg()}.")
+    try:
+        if {"1", "2", "3", "4"} & set(figures):
+            servers = {"hanji": start(S.hanji(cores, patches=args.patches))}
+            if {"1", "3"} & set(figures):
+                servers["bare-twisted"] = start(S.bare_twisted(cores))
+            if "2" in figures:
+                servers["bare-wsgi"] = start(S.bare_wsgi(cores))
+                if S.daphne_available():
+                    servers["daphne"] = start(S.daphne(cores))
+            print("bench: figures 1-3 …", file=sys.stderr, flush=True)
+            http_figs.figures_1_to_3(report, wrk, servers, args.rounds, set(figures))
+            if "4" in figures:
+                print("bench: figure 4 …", file=sys.stderr, flush=True)
+                http_figs.figure_4(report, wrk, servers["hanji"], args.rounds, S.DJANGO_THREADS)
+            for s in list(servers.values()):
+                stop(s)
+        if "5" in figures:
+            print("bench: figure 5 (websockets) …", file=sys.stderr, flush=True)
+            import _ws_figure
+
+            _ws_figure.figure_5(report, cores, start, stop, args)
+        if "6" in figures:
+            print("bench: figure 6 (notebook) …", file=sys.stderr, flush=True)
+            import _notebook_figure
+
+            _notebook_figure.figure_6(report, cores, args)
+        if "7" in figures:
+            print("bench: figure 7 (memory) …", file=sys.stderr, flush=True)
+            hanji = start(S.hanji(cores, "hanji-memory", patches=args.patches))
+            http_figs.figure_7(report, wrk, hanji, args.memory_requests, bound_mb=5.0)
+            stop(hanji)
+    finally:
+        for s in list(started):
+            s.stop()
+    report.note(f"Load average at the end: {loadavg()}.")
+    elapsed = time.monotonic() - t0
+    findings_path = BENCH / "FINDINGS.md"
+    findings = findings_path.read_text() if findings_path.exists() else ""
+    env = environment(cores.describe(), f"wrk, 1 thread, {args.connections} connections, {args.duration:g} s per run, "
+                      f"{args.rounds} rounds")
+    report.write(output, environment=env, elapsed=elapsed, findings=findings)
+    print(f"bench: wrote {output} in {elapsed / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
