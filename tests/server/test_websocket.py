@@ -1,0 +1,410 @@
+"""Websocket endpoints against a real server, with the ``websockets`` client and raw frames.
+
+Endpoints: ``/ws/echo/echo`` (applets/echo), ``/ws/chat/room`` (applets/chat) and the
+test endpoints of tests/applets/wstest (small limits, short pings, refusals, a hub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import time
+import uuid
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import pytest
+from websockets.asyncio.client import connect as aconnect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+WAIT = 15  # seconds: generous, nothing here is timed
+
+
+def ws_url(server: Any, path: str) -> str:
+    return "ws" + server.url[len("http"):] + path
+
+
+def open_ws(server: Any, path: str, **kw: Any) -> ClientConnection:
+    """Connect to ``path`` on ``server`` (no compression, generous timeouts)."""
+    kw.setdefault("compression", None)
+    kw.setdefault("open_timeout", WAIT)
+    kw.setdefault("close_timeout", WAIT)
+    return connect(ws_url(server, path), legacy=True, **kw)
+
+
+def closed_code(ws: ClientConnection) -> int:
+    """Read until the server closes the connection; return the code it sent."""
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            ws.recv(timeout=WAIT)
+    assert info.value.rcvd is not None, f"no close frame received: {info.value!r}"
+    return info.value.rcvd.code
+
+
+def refusal(server: Any, path: str, **kw: Any) -> Any:
+    """Return the HTTP response that refused a connection to ``path``."""
+    with pytest.raises(InvalidStatus) as info:
+        open_ws(server, path, **kw).close()
+    return info.value.response
+
+
+def wait_for(check: Callable[[], Any], what: str) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def events(server: Any, tag: str) -> list[dict[str, Any]]:
+    return json.loads(server.get(f"/res/wstest/events?tag={tag}").body)
+
+
+def on_close_code(server: Any, tag: str) -> int:
+    """Wait until the endpoint's on_close ran for ``tag``; return its code."""
+    found = wait_for(lambda: [e for e in events(server, tag) if e["hook"] == "on_close"], f"on_close of {tag}")
+    return found[0]["arg"]
+
+
+class RawClient:
+    """A websocket client speaking raw frames, to send what polite clients refuse."""
+
+    def __init__(self, server: Any, path: str) -> None:
+        url = urlsplit(server.url)
+        self.sock = socket.create_connection((url.hostname, url.port), timeout=WAIT)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        return data
+
+    def _take(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self.buffer += self._recv()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        mask = os.urandom(4)
+        header = bytes([(0x80 if fin else 0) | opcode])
+        if len(payload) < 126:
+            header += bytes([0x80 | len(payload)])
+        else:
+            header += bytes([0x80 | 127]) + struct.pack("!Q", len(payload))
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """Return ``(opcode, payload)`` of the next frame; raise EOFError at EOF."""
+        first, second = self._take(2)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", self._take(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", self._take(8))
+        return first & 0x0F, self._take(length)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# -- messages ------------------------------------------------------------------------
+
+
+def test_echo_text_and_bytes(server: Any) -> None:
+    """Text comes back as str and binary as bytes."""
+    with open_ws(server, "/ws/echo/echo") as ws:
+        ws.send("héllo")
+        assert ws.recv(timeout=WAIT) == "héllo"
+        ws.send(b"\x00\xffbin")
+        assert ws.recv(timeout=WAIT) == b"\x00\xffbin"
+
+
+def test_fragmented_message_is_reassembled(server: Any) -> None:
+    """A message sent in several frames reaches on_message whole."""
+    with open_ws(server, "/ws/echo/echo") as ws:
+        ws.send(["frag-", "men-", "ted"])
+        assert ws.recv(timeout=WAIT) == "frag-men-ted"
+        ws.send([b"\x01", b"\x02", b"\x03"])
+        assert ws.recv(timeout=WAIT) == b"\x01\x02\x03"
+
+
+def test_default_limit_accepts_one_mib_and_closes_above_with_1009(server: Any) -> None:
+    """A 1 MiB message is echoed; one byte more closes the connection with 1009."""
+    with open_ws(server, "/ws/echo/echo", max_size=None) as ws:
+        ws.send(b"x" * (1 << 20))
+        assert len(ws.recv(timeout=WAIT)) == 1 << 20
+        ws.send(b"x" * ((1 << 20) + 1))
+        assert closed_code(ws) == 1009
+
+
+def test_size_limit_counts_fragments_and_reports_1009_to_on_close(server: Any) -> None:
+    """Fragments adding up past max_message_size close with 1009, and on_close gets 1009."""
+    tag = uuid.uuid4().hex
+    with open_ws(server, f"/ws/wstest/small?tag={tag}") as ws:
+        ws.send("y" * 1000)
+        assert ws.recv(timeout=WAIT) == "y" * 1000
+        ws.send(["z" * 400, "z" * 400, "z" * 400])
+        assert closed_code(ws) == 1009
+    assert on_close_code(server, tag) == 1009
+
+
+def test_bad_utf8_closes_with_1007(server: Any) -> None:
+    """A text frame that is not UTF-8 closes the connection with 1007."""
+    tag = uuid.uuid4().hex
+    raw = RawClient(server, f"/ws/wstest/small?tag={tag}")
+    try:
+        raw.send_frame(0x1, b"ok \xff\xfe")
+        opcode, payload = raw.read_frame()
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1007
+    finally:
+        raw.close()
+    assert on_close_code(server, tag) == 1007
+
+
+def test_on_close_gets_the_client_code(server: Any) -> None:
+    """The code a client closes with is the one on_close receives."""
+    tag = uuid.uuid4().hex
+    with open_ws(server, f"/ws/wstest/small?tag={tag}") as ws:
+        ws.close(4321, "bye")
+    assert on_close_code(server, tag) == 4321
+
+
+# -- refusals ------------------------------------------------------------------------
+
+
+def test_plain_http_get_is_told_to_upgrade(server: Any) -> None:
+    """A plain GET on an endpoint gets 426 naming the JavaScript client."""
+    answer = server.get("/ws/echo/echo")
+    assert answer.status == 426
+    assert "hanji.connect('echo', 'echo')" in answer.text
+
+
+def test_accept_returning_false_gives_403(server: Any) -> None:
+    """accept() returning False refuses with a clean 403."""
+    response = refusal(server, "/ws/wstest/refuse")
+    assert response.status_code == 403
+    assert b"accept() refused" in response.body
+
+
+def test_accept_raising_a_status_gives_that_status(server: Any) -> None:
+    """WebSocketRefused(401) in accept() gives HTTP 401 with its message."""
+    response = refusal(server, "/ws/wstest/refuse?status=401")
+    assert response.status_code == 401
+    assert b"no entry today" in response.body
+
+
+def test_accept_bug_gives_500_and_is_reported(server: Any) -> None:
+    """An unexpected exception in accept() is a 500, logged and in the error log."""
+    response = refusal(server, "/ws/wstest/refuse?boom=1")
+    assert response.status_code == 500
+    errors = json.loads(server.get("/res/wstest/errors").body)
+    assert any("Refuse.accept()" in e["where"] and "accept bug" in e["traceback"] for e in errors)
+
+
+def test_asynchronous_accept(server: Any) -> None:
+    """accept() may answer through a Deferred, refusing or accepting."""
+    assert refusal(server, "/ws/wstest/refuse?later=no").status_code == 403
+    with open_ws(server, "/ws/wstest/refuse?later=yes") as ws:
+        ws.send("still here")
+        assert ws.recv(timeout=WAIT) == "still here"
+
+
+def test_origin_must_match_the_server_unless_allowed(server: Any) -> None:
+    """A foreign Origin gets 403; the server's own, a listed one, or none connect."""
+    host = urlsplit(server.url).netloc
+    response = refusal(server, "/ws/echo/echo", origin="http://evil.example")
+    assert response.status_code == 403 and b"allowed_origins" in response.body
+    for path, origin in (("/ws/echo/echo", f"http://{host}"), ("/ws/echo/echo", None),
+                         ("/ws/wstest/origin", "http://good.example"),
+                         ("/ws/wstest/origin", "https://friend.example:9000")):
+        with open_ws(server, path, origin=origin) as ws:
+            ws.send("o")
+            assert ws.recv(timeout=WAIT) == "o"
+    assert refusal(server, "/ws/wstest/origin", origin="http://friend.example:9001").status_code == 403
+
+
+def test_capacity_limit_gives_403_until_a_place_frees(server: Any) -> None:
+    """A third connection to an endpoint capped at two gets 403; after one closes, it connects."""
+    first, second = open_ws(server, "/ws/wstest/capped"), open_ws(server, "/ws/wstest/capped")
+    try:
+        response = refusal(server, "/ws/wstest/capped")
+        assert response.status_code == 403 and b"full" in response.body
+        first.close()
+
+        def third() -> Any:
+            try:
+                return open_ws(server, "/ws/wstest/capped")
+            except InvalidStatus:
+                return None
+
+        wait_for(third, "a free place on the capped endpoint").close()
+    finally:
+        first.close()
+        second.close()
+
+
+# -- liveness ------------------------------------------------------------------------
+
+
+def test_client_ping_gets_a_pong(server: Any) -> None:
+    """A ping from the client is answered."""
+    with open_ws(server, "/ws/echo/echo") as ws:
+        assert ws.ping(b"are you there").wait(WAIT)
+
+
+def test_server_pings_and_closes_a_dead_peer(server: Any) -> None:
+    """An idle peer is pinged, kept while it answers, and dropped once it stops (on_close 1006)."""
+    tag = uuid.uuid4().hex
+    raw = RawClient(server, f"/ws/wstest/ping?tag={tag}")
+    try:
+        for _ in range(2):  # two rounds: a pong keeps the connection alive
+            opcode, payload = raw.read_frame()
+            assert opcode == 0x9
+            raw.send_frame(0xA, payload)
+        # Now play dead: read without answering until the server gives up.
+        seen = []
+        try:
+            while True:
+                seen.append(raw.read_frame()[0])
+        except (EOFError, ConnectionResetError):
+            pass
+        assert 0x9 in seen
+    finally:
+        raw.close()
+    assert on_close_code(server, tag) == 1006
+
+
+# -- broadcast -----------------------------------------------------------------------
+
+
+def test_broadcast_reaches_200_concurrent_clients(server: Any) -> None:
+    """One broadcast reaches each of 200 connected clients exactly once."""
+    url = ws_url(server, "/ws/wstest/hub")
+
+    async def main() -> list[list[str]]:
+        gate = asyncio.Semaphore(40)  # stay under the listen backlog
+
+        async def join() -> Any:
+            async with gate:
+                return await aconnect(url, compression=None, open_timeout=WAIT, close_timeout=WAIT)
+
+        clients = await asyncio.gather(*(join() for _ in range(200)))
+        try:
+            await clients[0].send("count")
+            assert int(await asyncio.wait_for(clients[0].recv(), WAIT)) >= 200
+            await clients[0].send("all:hello everyone")
+
+            async def collect(ws: Any) -> list[str]:
+                got = [await asyncio.wait_for(ws.recv(), WAIT)]
+                await ws.send("count")  # the answer marks the end of what the hub sent
+                while True:
+                    message = await asyncio.wait_for(ws.recv(), WAIT)
+                    if message.isdigit():
+                        return got
+                    got.append(message)
+
+            return await asyncio.gather(*(collect(ws) for ws in clients))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in clients))
+
+    received = asyncio.run(main())
+    assert len(received) == 200
+    assert all(got == ["hello everyone"] for got in received), received[:3]
+
+
+def test_broadcast_from_another_thread(server: Any) -> None:
+    """broadcast() called from a non-reactor thread reaches every client."""
+    clients = [open_ws(server, "/ws/wstest/hub") for _ in range(3)]
+    try:
+        clients[0].send("thread:from a thread")
+        assert [ws.recv(timeout=WAIT) for ws in clients] == ["from a thread"] * 3
+    finally:
+        for ws in clients:
+            ws.close()
+
+
+# -- hooks ------------------------------------------------------------------------------
+
+
+def test_hook_errors_close_with_1011_and_are_reported(server: Any) -> None:
+    """An exception in on_open, on_message or an async on_message closes with 1011 and is reported."""
+    with open_ws(server, "/ws/wstest/faulty?open_boom=1") as ws:
+        assert closed_code(ws) == 1011
+    for message in ("boom", "async-boom"):
+        with open_ws(server, "/ws/wstest/faulty") as ws:
+            ws.send("fine")
+            assert ws.recv(timeout=WAIT) == "fine"
+            ws.send(message)
+            assert closed_code(ws) == 1011
+    errors = json.loads(server.get("/res/wstest/errors").body)
+    for where, text in (("Faulty.on_open()", "on_open bug"), ("Faulty.on_message()", "on_message bug"),
+                        ("Faulty.on_message()", "async on_message bug")):
+        assert any(where in e["where"] and text in e["traceback"] for e in errors), (where, errors)
+    assert "Faulty.on_message() at /ws/wstest/faulty failed" in server.log
+
+
+def test_hooks_run_on_the_reactor_as_the_applet(server: Any) -> None:
+    """A port opened in on_open is recorded on the applet, and hooks run on the reactor thread."""
+    tag = uuid.uuid4().hex
+    with open_ws(server, f"/ws/wstest/tracked?tag={tag}") as ws:
+        ports = ws.recv(timeout=WAIT)
+    assert ports and all(p.isdigit() for p in ports.split(","))
+    assert {e["thread"] for e in events(server, tag)} == {"MainThread"}  # the CLI's reactor thread
+
+
+# -- chat ---------------------------------------------------------------------------------
+
+
+def test_chat_replays_history_to_a_new_member(server: Any) -> None:
+    """A chat message is broadcast to its sender and replayed, in order, to a later member."""
+    tag = uuid.uuid4().hex[:8]
+    with open_ws(server, "/ws/chat/room") as ann:
+        for text in (f"first {tag}", f"second {tag}"):
+            ann.send(json.dumps({"name": "ann", "text": text}))
+            while json.loads(ann.recv(timeout=WAIT))["text"] != text:
+                pass
+    with open_ws(server, "/ws/chat/room") as bob:
+        seen: list[str] = []
+        while len(seen) < 2:
+            message = json.loads(bob.recv(timeout=WAIT))
+            if tag in message["text"]:
+                assert message["name"] == "ann"
+                seen.append(message["text"])
+    assert seen == [f"first {tag}", f"second {tag}"]
+
+
+# -- closing with the applet or the server ---------------------------------------------------
+
+
+def test_deactivation_and_shutdown_close_connections_with_1001(start_server: Any) -> None:
+    """Deactivating an applet closes its connections with 1001, and so does stopping the server."""
+    srv = start_server()
+    echo, hub = open_ws(srv, "/ws/echo/echo"), open_ws(srv, "/ws/wstest/hub")
+    echo.send("before")
+    assert echo.recv(timeout=WAIT) == "before"
+    assert srv.post("/res/wstest/deactivate?id=echo").status == 200
+    assert closed_code(echo) == 1001
+    hub.send("count")
+    assert hub.recv(timeout=WAIT) == "1"  # the other applet's connection is untouched
+    srv.stop()
+    assert closed_code(hub) == 1001
