@@ -1,5 +1,5 @@
 from hanji.core import applet
-from hanji.core.utils import TwAppletResource
+from hanji.core.utils import TwAppletResource, TwAppletWebSocket
 
 
 class EchoInfo(TwAppletResource):
@@ -11,11 +11,22 @@ class EchoInfo(TwAppletResource):
         return {"configured_port": self.applet.port_number, "listening": self.applet.ports}
 
 
+class EchoSocket(TwAppletWebSocket):
+    """/ws/echo/echo: send every message back as it came (text as text, bytes as bytes)."""
+
+    path = "echo"
+
+    def on_message(self, message):
+        self.send(message)
+
+
 class WebUI(applet.WebUI):
     twisted_dynamic_resources = [EchoInfo]
+    websocket_resources = [EchoSocket]
     template = (
         "<p>Line echo over TCP on port <code>{{ applet.port_number }}</code>: "
         "<code>nc 127.0.0.1 {{ applet.port_number }}</code>.</p>"
+        "<p>Websocket echo at <code>/ws/{{ applet.id }}/echo</code>.</p>"
     )
 
 

@@ -6,6 +6,21 @@
  *     (sent as application/x-www-form-urlencoded, so request.args sees it).
  *     options: {method, headers, json: true (send data as JSON), base}.
  *     Rejects with an Error carrying .status and .body on a non-2xx answer.
+ *
+ *   hanji.connect(applet_id, path, options?) -> connection
+ *     A websocket to /ws/<applet_id>/<path> that reconnects by itself.
+ *     connection.send(msg)       str / ArrayBuffer / Blob as is, anything else as JSON;
+ *                                queued while (re)connecting, sent once open.
+ *     connection.onmessage = function (data, event) {...}
+ *                                data: str, ArrayBuffer, or parsed JSON with {json: true}.
+ *     connection.onopen = function (event) {...}
+ *     connection.onclose = function (event, reconnecting) {...}
+ *     connection.close(code?, reason?)   close for good (no more reconnection).
+ *     connection.connected       true while the socket is open.
+ *     options: {json: false, reconnect: true, minDelay: 500, maxDelay: 30000 (ms),
+ *               maxQueue: 1000, base: "ws://host:port", onmessage, onopen, onclose}.
+ *     Reconnects after any close except close() and a normal close (1000) from the
+ *     server, waiting minDelay, then twice as long each time, capped at maxDelay.
  */
 (function (global) {
   "use strict";
@@ -43,6 +58,98 @@
   };
 
   hanji.url = function (appletId, path) { return resUrl(appletId, path); };
+
+  function wsUrl(appletId, path, base) {
+    var loc = global.location;
+    var origin = base || ((loc.protocol === "https:" ? "wss://" : "ws://") + loc.host);
+    var clean = String(path || "").replace(/^\/+/, "");
+    return origin + "/ws/" + encodeURIComponent(appletId) + "/" + clean;
+  }
+
+  function wsPayload(message) {
+    if (typeof message === "string" || message instanceof ArrayBuffer ||
+        ArrayBuffer.isView(message) || (typeof Blob !== "undefined" && message instanceof Blob)) {
+      return message;
+    }
+    return JSON.stringify(message);
+  }
+
+  hanji.wsUrl = function (appletId, path) { return wsUrl(appletId, path); };
+
+  hanji.connect = function (appletId, path, options) {
+    options = options || {};
+    var minDelay = options.minDelay || 500;
+    var maxDelay = options.maxDelay || 30000;
+    var maxQueue = options.maxQueue || 1000;
+    var queue = [];
+    var socket = null;
+    var timer = null;
+    var attempts = 0;
+    var finished = false;
+    var connection = {
+      url: wsUrl(appletId, path, options.base),
+      onmessage: options.onmessage || null,
+      onopen: options.onopen || null,
+      onclose: options.onclose || null
+    };
+
+    function open() {
+      timer = null;
+      var ws = new WebSocket(connection.url);
+      ws.binaryType = "arraybuffer";
+      socket = ws;
+      ws.onopen = function (event) {
+        attempts = 0;
+        while (queue.length && ws.readyState === 1) { ws.send(queue.shift()); }
+        if (connection.onopen) { connection.onopen(event); }
+      };
+      ws.onmessage = function (event) {
+        var data = event.data;
+        if (options.json && typeof data === "string") {
+          try { data = JSON.parse(data); } catch (e) { /* not JSON: hand over the text */ }
+        }
+        if (connection.onmessage) { connection.onmessage(data, event); }
+      };
+      ws.onclose = function (event) {
+        if (socket === ws) { socket = null; }
+        var again = !finished && options.reconnect !== false && event.code !== 1000;
+        if (again) {
+          // Exponential back-off with jitter, so that clients do not all return at once.
+          var delay = Math.min(maxDelay, minDelay * Math.pow(2, attempts));
+          attempts += 1;
+          timer = setTimeout(open, delay / 2 + Math.random() * delay / 2);
+        } else {
+          finished = true;
+        }
+        if (connection.onclose) { connection.onclose(event, again); }
+      };
+    }
+
+    connection.send = function (message) {
+      if (finished) { throw new Error("hanji.connect(" + appletId + ", " + path + "): send() after close()"); }
+      var data = wsPayload(message);
+      if (socket && socket.readyState === 1) {
+        socket.send(data);
+      } else {
+        queue.push(data);
+        if (queue.length > maxQueue) { queue.shift(); }
+      }
+    };
+
+    connection.close = function (code, reason) {
+      finished = true;
+      queue = [];
+      if (timer !== null) { clearTimeout(timer); timer = null; }
+      if (socket) { socket.close(code || 1000, reason || ""); }
+    };
+
+    Object.defineProperty(connection, "connected", {
+      get: function () { return socket !== null && socket.readyState === 1; }
+    });
+
+    open();
+    return connection;
+  };
 
   global.hanji = hanji;
 })(typeof window !== "undefined" ? window : this);
