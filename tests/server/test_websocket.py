@@ -408,3 +408,59 @@ def test_deactivation_and_shutdown_close_connections_with_1001(start_server: Any
     assert hub.recv(timeout=WAIT) == "1"  # the other applet's connection is untouched
     srv.stop()
     assert closed_code(hub) == 1001
+
+
+# -- the notebook client ----------------------------------------------------------------------
+
+
+def test_notebook_client_send_receive_and_observe(server: Any) -> None:
+    """hanji.ws() sends and receives, blocking and awaited, and shows messages to callbacks."""
+    from hanji.notebook.ws_client import ws
+
+    seen: list[Any] = []
+    with ws("echo", "echo", base_url=server.url) as conn:
+        conn.on_message(seen.append)
+        conn.send("one")
+        assert conn.receive() == "one"
+        conn.send(b"\x02")
+        assert conn.receive(timeout=WAIT) == b"\x02"
+
+        async def twins() -> Any:
+            await conn.asend({"three": 3})
+            return await conn.areceive(timeout=WAIT)
+
+        assert asyncio.run(twins()) == '{"three": 3}'
+        with pytest.raises(TimeoutError):
+            conn.receive(timeout=0.05)
+        assert conn.messages == ["one", b"\x02", '{"three": 3}']
+    assert seen == ["one", b"\x02", '{"three": 3}']
+    assert conn.closed and conn.close_code == 1000
+
+
+def test_notebook_client_json_and_closing(server: Any) -> None:
+    """With json=True messages are decoded; a server close ends receive() with WebSocketClosed."""
+    from hanji.notebook.ws_client import WebSocketClosed, ws
+
+    conn = ws("wstest", "faulty", base_url=server.url, json=True)
+    conn.send({"a": [1, 2]})
+    assert conn.receive(timeout=WAIT) == {"a": [1, 2]}
+    conn.send("boom")
+    with pytest.raises(WebSocketClosed):
+        conn.receive(timeout=WAIT)
+    assert conn.close_code == 1011
+    with pytest.raises(WebSocketClosed):
+        conn.send("too late")
+    conn.close()
+
+
+def test_notebook_client_refused_and_default_url(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal raises WebSocketHandshakeError with the status; HANJI_URL is the default base."""
+    from hanji.notebook.ws_client import WebSocketHandshakeError, ws
+
+    monkeypatch.setenv("HANJI_URL", server.url)
+    with pytest.raises(WebSocketHandshakeError) as info:
+        ws("wstest", "refuse?status=418")
+    assert info.value.status == 418 and "no entry today" in str(info.value)
+    with ws("echo", "echo") as conn:
+        conn.send("via HANJI_URL")
+        assert conn.receive() == "via HANJI_URL"
