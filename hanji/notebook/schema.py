@@ -1,0 +1,206 @@
+"""Tables for models defined in notebook cells (``hanji.migrate``).
+
+A cell may define Django models for a live applet, with an explicit app label:
+
+    class Item(models.Model):
+        name = models.CharField(max_length=50)
+        class Meta:
+            app_label = "inventory"
+
+Such a label is not an installed app, so Django's ``migrate`` ignores it and no
+migration files exist. :func:`migrate_live` keeps, per label, the model states it
+last applied in this process and lets Django's migration autodetector compute the
+operations from those to the current classes (new models, added, altered and removed
+fields), then applies them with the schema editor. The first time in a process, tables
+that already exist (from an earlier kernel) are adopted: missing columns are added;
+``reset=True`` drops and recreates the label's tables instead.
+
+Everything here blocks on the database: it runs in the Django pool, never on the
+reactor thread nor on the cell thread (which has a running asyncio loop).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from hanji._threads import assert_not_reactor_thread
+
+_lock = threading.Lock()
+_applied: dict[str, dict[str, Any]] = {}  # label -> model name -> ModelState applied
+
+
+class MigrationReport(list):  # type: ignore[type-arg]
+    """What ``hanji.migrate()`` did, one line per operation."""
+
+    def __init__(self, target: str, actions: list[str]) -> None:
+        super().__init__(actions)
+        self.target = target
+
+    def __repr__(self) -> str:
+        if not self:
+            return f"hanji.migrate({self.target}): no change."
+        return f"hanji.migrate({self.target}):\n" + "\n".join(f"  {a}" for a in self)
+
+
+def installed_labels() -> set[str]:
+    """Return the labels of the installed Django apps (packaged applets included)."""
+    from django.apps import apps
+
+    return {config.label for config in apps.get_app_configs()}
+
+
+def live_labels() -> list[str]:
+    """Return the app labels of models defined outside installed apps (in cells)."""
+    from django.apps import apps
+
+    installed = installed_labels()
+    return sorted(label for label, models in apps.all_models.items() if label not in installed and models)
+
+
+def live_models(label: str) -> list[Any]:
+    """Return the concrete models defined with ``app_label = label`` (auto-created
+    many-to-many tables excluded)."""
+    from django.apps import apps
+
+    return [m for m in apps.all_models.get(label, {}).values()
+            if not m._meta.auto_created and not m._meta.abstract and not m._meta.proxy]
+
+
+def _questioner(label: str, nonempty: set[str]) -> Any:
+    from django.db.migrations.questioner import MigrationQuestioner
+
+    class NotebookQuestioner(MigrationQuestioner):
+        """Answer the autodetector without asking: a live label is always "initial"."""
+
+        def ask_initial(self, app_label: str) -> bool:
+            return True
+
+        def ask_not_null_addition(self, field_name: str, model_name: str) -> Any:
+            if model_name.lower() in nonempty:
+                raise UsageError(
+                    f"{label}.{model_name}.{field_name} is a new NOT NULL field without a default "
+                    f"and the table has rows: give it default=... or null=True, or run "
+                    f"hanji.migrate('{label}', reset=True) to recreate the table (its rows are lost)."
+                )
+            return None  # the table is empty: no row needs a value
+
+        def ask_auto_now_add_addition(self, field_name: str, model_name: str) -> Any:
+            from django.utils import timezone
+
+            return timezone.now()
+
+    return NotebookQuestioner(specified_apps={label})
+
+
+def _adopt(editor: Any, model: Any, tables: set[str]) -> list[str]:
+    """Bring an existing table up to ``model`` by adding its missing columns."""
+    conn = editor.connection
+    table = model._meta.db_table
+    with conn.cursor() as cursor:
+        columns = {c.name for c in conn.introspection.get_table_description(cursor, table)}
+    actions = []
+    for field in model._meta.local_fields:
+        if field.column and field.column not in columns:
+            editor.add_field(model, field)
+            actions.append(f"added column {table}.{field.column}")
+    for field in model._meta.local_many_to_many:
+        through = field.remote_field.through
+        if through._meta.auto_created and through._meta.db_table not in tables:
+            editor.create_model(through)
+            actions.append(f"created table {through._meta.db_table}")
+    extra = columns - {f.column for f in model._meta.local_fields}
+    if extra:
+        actions.append(
+            f"kept columns {', '.join(sorted(extra))} of {table} that {model.__name__} no longer has "
+            f"(hanji.migrate('{model._meta.app_label}', reset=True) recreates the table)"
+        )
+    return actions
+
+
+def migrate_live(label: str, reset: bool = False) -> list[str]:
+    """Create or update the tables of the models with app label ``label``; return
+    the operations done. Django worker thread."""
+    assert_not_reactor_thread("hanji.notebook.schema.migrate_live()")
+    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.autodetector import MigrationAutodetector
+    from django.db.migrations.graph import MigrationGraph
+    from django.db.migrations.state import ModelState, ProjectState
+
+    models = live_models(label)
+    if not models:
+        raise UsageError(
+            f"No model has app_label '{label}': define one in a cell with "
+            f"`class Meta: app_label = '{label}'` and run the cell first."
+        )
+    # Re-running a model's cell re-registers the class; that is the point here.
+    warnings.filterwarnings("ignore", message=rf"Model '{re.escape(label)}\.", category=RuntimeWarning)
+    with _lock:
+        actions: list[str] = []
+        tables = set(connection.introspection.table_names())
+        if reset:
+            with connection.schema_editor() as editor:
+                for model in models:
+                    if model._meta.db_table in tables:
+                        editor.delete_model(model)
+                        actions.append(f"dropped table {model._meta.db_table}")
+            tables = set(connection.introspection.table_names())
+            _applied.pop(label, None)
+        old = _applied.get(label)
+        if old is None:
+            old = {}
+            with connection.schema_editor() as editor:
+                for model in models:
+                    if model._meta.db_table in tables:
+                        actions += _adopt(editor, model, tables)
+                        old[model._meta.model_name] = ModelState.from_model(model)
+        nonempty = {
+            name for name, state in old.items()
+            if name in {m._meta.model_name for m in models}
+            and apps.get_model(label, name)._default_manager.exists()
+        }
+        base = ProjectState.from_apps(apps)  # installed apps: what live models may refer to
+        from_state, to_state = base.clone(), base.clone()
+        for state in old.values():
+            from_state.add_model(state.clone())
+        new = {m._meta.model_name: ModelState.from_model(m) for m in models}
+        for state in new.values():
+            to_state.add_model(state.clone())
+        detector = MigrationAutodetector(from_state, to_state, _questioner(label, nonempty))
+        changes = detector.changes(graph=MigrationGraph(), trim_to_apps={label})
+        state = from_state
+        with connection.schema_editor() as editor:
+            for migration in changes.get(label, []):
+                actions += [op.describe() for op in migration.operations]
+                state = migration.apply(state, editor)
+        _applied[label] = new
+        return actions
+
+
+def migrate(target: str | None = None, reset: bool = False) -> MigrationReport:
+    """Apply migrations: of everything (``target`` None), of the installed apps (an
+    installed label), or the live models of one label; Django worker thread."""
+    assert_not_reactor_thread("hanji.notebook.schema.migrate()")
+    from django.db import close_old_connections
+
+    from hanji.server import django_setup
+
+    close_old_connections()
+    try:
+        actions: list[str] = []
+        if target is None or target in installed_labels():
+            if reset and target is not None:
+                raise UsageError(f"reset=True is for models defined in cells; '{target}' is an installed applet.")
+            django_setup.migrate()
+            actions.append("applied the migrations of the installed applets")
+        labels = live_labels() if target is None else ([] if target in installed_labels() else [target])
+        for label in labels:
+            actions += migrate_live(label, reset)
+        return MigrationReport(repr(target) if target is not None else "", actions)
+    finally:
+        close_old_connections()
