@@ -219,7 +219,8 @@ class HanjiServer:
         if old is not None:
             record.version = old.version + 1
             if old.state == "active":
-                yield self._stop_applet(old)
+                # Its routes stay mounted (state kept) until the new record replaces it.
+                yield self._stop_applet(old, keep_serving=True)
         record.state = "activating"
         try:
             yield deferToThreadPool(
@@ -235,10 +236,14 @@ class HanjiServer:
             yield record.applet._hanji_opened.close_all()
             self.registry.put(record)
             self._refresh_django()
+            if old is not None and old.state == "active":
+                old.state = "deactivated"
             failure.raiseException()
         record.state = "active"
         self.registry.put(record)
         self._refresh_django()
+        if old is not None and old.state == "active":
+            old.state = "deactivated"
         log.info("Applet '%s' active (version %d).", record.id, record.version)
         return record
 
@@ -268,8 +273,9 @@ class HanjiServer:
         return table
 
     @defer.inlineCallbacks
-    def _stop_applet(self, record: AppletRecord) -> Any:
-        """Call ``on_deactivate`` (Django pool) and close what the applet opened."""
+    def _stop_applet(self, record: AppletRecord, keep_serving: bool = False) -> Any:
+        """Call ``on_deactivate`` (Django pool) and close what the applet opened;
+        with ``keep_serving`` its routes stay mounted (the caller swaps them)."""
         try:
             yield deferToThreadPool(
                 self.reactor, self.pool, tracking.run_as, record.applet, record.applet.on_deactivate
@@ -279,7 +285,8 @@ class HanjiServer:
             log.error("Applet '%s': on_deactivate failed:\n%s", record.id, text)
             _errors.report(record.id, f"{type(record.applet).__name__}.on_deactivate()", text)
         yield record.applet._hanji_opened.close_all()
-        record.state = "deactivated"
+        if not keep_serving:
+            record.state = "deactivated"
 
     def deactivate(self, applet_id: str) -> defer.Deferred[None]:
         """Unmount an applet, run its ``on_deactivate`` and close what it opened;
