@@ -57,9 +57,11 @@ class PageWatch:
         assert not self.errors, f"JavaScript errors on page {self.name!r}:\n" + "\n".join(self.errors)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: between its calls Playwright's sync API marks its asyncio loop as
+# running in the main thread, so while it lives any later test calling asyncio.run() fails.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium under Playwright, shared by the session; fail if it is missing."""
+    """Debian's headless Chromium under Playwright, shared by a test module; fail if it is missing."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:

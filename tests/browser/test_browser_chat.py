@@ -56,3 +56,21 @@ def test_chat_message_reaches_the_other_member_and_history(server: Any, open_pag
 
     for watch in (a, b, c):
         watch.assert_clean()
+
+
+def test_chat_room_page_replays_history(server: Any, open_page: Callable[..., Any]) -> None:
+    """The room's own page /applets/chat/ has the same widget and replays a message sent from the home page."""
+    tag = uuid.uuid4().hex[:8]
+    home = open_page("chat-home", server.url + "/")
+    if home.page.locator("#applet-chat").count() == 0:
+        pytest.fail("The home page has no #applet-chat card: applets/chat is missing or failed to activate.", pytrace=False)
+    _say(home.page, f"carol-{tag}", f"anyone on the room page? {tag}")
+    _expect_message(home.page, f"carol-{tag}", f"anyone on the room page? {tag}")
+
+    room = open_page("chat-room", server.url + "/applets/chat/")
+    _expect_message(room.page, f"carol-{tag}", f"anyone on the room page? {tag}")
+    _say(room.page, f"dan-{tag}", f"yes, here {tag}")
+    _expect_message(home.page, f"dan-{tag}", f"yes, here {tag}")
+
+    home.assert_clean()
+    room.assert_clean()
