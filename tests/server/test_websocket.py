@@ -372,6 +372,13 @@ def test_hooks_run_on_the_reactor_as_the_applet(server: Any) -> None:
     assert {e["thread"] for e in events(server, tag)} == {"MainThread"}  # the CLI's reactor thread
 
 
+def test_leaf_endpoint_serves_the_urls_below_its_path(server: Any) -> None:
+    """An endpoint with isLeaf = True answers below its path and sees the rest in request.postpath."""
+    with open_ws(server, "/ws/wstest/rooms/blue/2") as ws:
+        assert ws.recv(timeout=WAIT) == "room blue/2"
+    assert refusal(server, "/ws/wstest/small/below").status_code == 404
+
+
 # -- chat ---------------------------------------------------------------------------------
 
 

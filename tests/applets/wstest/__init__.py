@@ -125,6 +125,16 @@ class Tracked(Recorded):
         self.send(",".join(str(p) for p in self.applet.ports))
 
 
+class Rooms(Recorded):
+    """A leaf endpoint: /ws/wstest/rooms/<name> greets with the name."""
+
+    path = "rooms"
+    isLeaf = True
+
+    def on_open(self):
+        self.send("room " + "/".join(p.decode() for p in self.request.postpath))
+
+
 class Events(TwAppletResource):
     """GET /res/wstest/events?tag=T: the hooks recorded for tag T."""
 
@@ -160,7 +170,7 @@ class Deactivate(TwAppletResource):
 
 class WebUI(_applet.WebUI):
     twisted_dynamic_resources = [Events, Errors, Deactivate]
-    websocket_resources = [Small, Ping, Origin, Capped, Refuse, Hub, Faulty, Tracked]
+    websocket_resources = [Small, Ping, Origin, Capped, Refuse, Hub, Faulty, Tracked, Rooms]
     template = "<p>Websocket protocol test endpoints under <code>/ws/{{ applet.id }}/</code>.</p>"
 
 
