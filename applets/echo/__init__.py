@@ -26,7 +26,7 @@ class EchoFactory(Factory):
 
 class Applet(applet.Applet):
     name = "Echo"
-    description = "A line-echo TCP server on port 1234, opened on activation."
+    description = "A line-echo TCP server (port 1234, or HANJI_ECHO_PORT), opened on activation."
 
     def on_activate(self):
         self.port_number = int(os.environ.get("HANJI_ECHO_PORT", "1234"))

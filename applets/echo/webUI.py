@@ -24,8 +24,8 @@ class WebUI(applet.WebUI):
     twisted_dynamic_resources = [EchoInfo]
     websocket_resources = [EchoSocket]
     template = (
-        "<p>Line echo over TCP on port <code>{{ applet.port_number }}</code>: "
-        "<code>nc 127.0.0.1 {{ applet.port_number }}</code>.</p>"
+        "{% for port in applet.ports %}<p>Line echo over TCP on port <code>{{ port }}</code>: "
+        "<code>nc 127.0.0.1 {{ port }}</code>.</p>{% empty %}<p>The echo port is not open.</p>{% endfor %}"
         "<p>Websocket echo at <code>/ws/{{ applet.id }}/echo</code>.</p>"
     )
 

@@ -108,6 +108,8 @@ class HanjiRoot(resource.Resource):
             child = self._static(request)
         elif name == b"res":
             child = self._mounted(request, "resources", "/res")
+        elif name == b"favicon.ico" and not request.postpath:
+            child = self.hanji_static.getChild(b"favicon.png", request)
         elif name == b"ws":
             child = self._mounted(request, "websockets", "/ws")
             if child is not None and not isinstance(child, NotFoundPage):

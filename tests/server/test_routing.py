@@ -115,3 +115,9 @@ def test_reference_example_resource(server):
     assert server.post("/res/hello_world/path_to_my_resource", b"is_good=yes").text == "All right"
     bad = server.post("/res/hello_world/path_to_my_resource", b"is_good=no")
     assert bad.status == 500 and bad.text == "I'm sorry Dave, I'm afraid i can't do that"
+
+
+def test_favicon(server):
+    """/favicon.ico is Hanji's icon, so browsers log no 404 on any page."""
+    answer = server.get("/favicon.ico")
+    assert answer.status == 200 and answer.body.startswith(b"\x89PNG")
