@@ -117,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         for s in list(started):
             s.stop()
     report.note(f"Load average at the end: {loadavg()}.")
+    if http_figs.DISCARDED:
+        from _report import wrk_table
+
+        report.note(f"{len(http_figs.DISCARDED)} wrk runs were discarded and their round repeated because the "
+                    f"server got less than {http_figs.MIN_CPU_SHARE:.0%} of its core (another process ran there); "
+                    "they are listed at the end.")
+        report.section("## Discarded runs\n\n" + wrk_table([("-", r) for r in http_figs.DISCARDED]) + "\n")
     elapsed = time.monotonic() - t0
     findings_path = BENCH / "FINDINGS.md"
     findings = findings_path.read_text() if findings_path.exists() else ""

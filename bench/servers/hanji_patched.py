@@ -65,6 +65,14 @@ def _no_in_flight() -> None:
     HanjiSite.requestFactory = server.Request
 
 
+@patch("untracked")
+def _untracked() -> None:
+    """Attribution only: leave the reactor's methods unwrapped (no applet tracking)."""
+    from hanji.server import tracking
+
+    tracking.install = lambda reactor: None
+
+
 def main() -> int:
     names = [n for n in sys.argv[1].split(",") if n and n != "none"]
     for name in names:
