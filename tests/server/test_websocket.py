@@ -34,7 +34,9 @@ def open_ws(server: Any, path: str, **kw: Any) -> ClientConnection:
     kw.setdefault("compression", None)
     kw.setdefault("open_timeout", WAIT)
     kw.setdefault("close_timeout", WAIT)
-    return connect(ws_url(server, path), legacy=True, **kw)
+    # Entering the context gives the connection on every websockets version (>= 13),
+    # without the "use a context manager" warning of version 17.
+    return connect(ws_url(server, path), **kw).__enter__()
 
 
 def closed_code(ws: ClientConnection) -> int:

@@ -21,6 +21,8 @@
  *               maxQueue: 1000, base: "ws://host:port", onmessage, onopen, onclose}.
  *     Reconnects after any close except close() and a normal close (1000) from the
  *     server, waiting minDelay, then twice as long each time, capped at maxDelay.
+ *
+ *   hanji.wsUrl(applet_id, path) -> "ws(s)://<this host>/ws/<applet_id>/<path>"
  */
 (function (global) {
   "use strict";
@@ -126,7 +128,7 @@
     }
 
     connection.send = function (message) {
-      if (finished) { throw new Error("hanji.connect(" + appletId + ", " + path + "): send() after close()"); }
+      if (finished) { throw new Error("hanji.connect(" + appletId + ", " + path + "): the connection is closed for good"); }
       var data = wsPayload(message);
       if (socket && socket.readyState === 1) {
         socket.send(data);
