@@ -12,6 +12,8 @@ import json
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any, Callable
@@ -473,3 +475,58 @@ def test_notebook_client_refused_and_default_url(server: Any, monkeypatch: pytes
     with ws("echo", "echo") as conn:
         conn.send("via HANJI_URL")
         assert conn.receive() == "via HANJI_URL"
+
+
+IN_PROCESS = """
+import json, sys, threading
+import crochet
+crochet.setup()
+from twisted.internet import reactor
+from hanji.core.applet import Applet, WebUI
+from hanji.core.utils import TwAppletWebSocket
+from hanji.notebook.ws_client import ws
+from hanji.server import django_setup
+from hanji.server.runtime import HanjiServer
+
+setup = django_setup.setup([], sys.argv[1])
+django_setup.migrate()
+server = HanjiServer(reactor, setup, port=0)
+on_reactor = crochet.wait_for(timeout=30)(lambda f, *args: f(*args))
+on_reactor(server.start)
+
+class Live(TwAppletWebSocket):
+    path = "live"
+    def on_message(self, message):
+        self.send(message + " via " + threading.current_thread().name)
+
+class LiveWeb(WebUI):
+    websocket_resources = [Live]
+
+on_reactor(server.activate, Applet(id="live"), LiveWeb)
+result = {"main": threading.current_thread().name}
+with ws("live", "live") as conn:
+    conn.send("hi")
+    result["echo"] = conn.receive()
+    Live.broadcast("from the main thread")
+    result["broadcast"] = conn.receive()
+    on_reactor(server.deactivate, "live")
+    try:
+        conn.receive()
+    except Exception as exc:
+        result["after"] = [type(exc).__name__, conn.close_code]
+on_reactor(server.shutdown, 5)
+print(json.dumps(result))
+"""
+
+
+def test_in_process_server_as_in_a_notebook(tmp_path: Any) -> None:
+    """With the reactor in crochet's thread, as in a kernel: hanji.ws() finds the
+    server, hooks run on the reactor, broadcast() works from the main thread, and
+    deactivation closes the client with 1001."""
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS, str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["echo"] == "hi via CrochetReactor" and result["main"] == "MainThread"
+    assert result["broadcast"] == "from the main thread"
+    assert result["after"] == ["WebSocketClosed", 1001]
