@@ -82,7 +82,7 @@ class Link:
         self.closing = False
         self.code: int | None = None
         self.last_seen = self.reactor.seconds()
-        self.ping_sent: float | None = None
+        self.ping_sent: float | None = None  # when the unanswered ping went out
         self.timer: Any = None  # next ping, or the wait for its pong
         self.abort_timer: Any = None  # end of the closing handshake
         self.lost: defer.Deferred[None] = defer.Deferred()
@@ -199,7 +199,13 @@ class Link:
     # -- liveness ------------------------------------------------------------------------------
 
     def seen(self) -> None:
+        """Note traffic from the peer; an awaited pong (or anything) re-arms the pings."""
         self.last_seen = self.reactor.seconds()
+        if self.ping_sent is not None:
+            self.ping_sent = None
+            if self.timer is not None and self.timer.active():
+                self.timer.cancel()
+            self.arm_ping()
 
     def arm_ping(self, delay: float | None = None) -> None:
         interval = self.socket.ping_interval
@@ -213,19 +219,16 @@ class Link:
         if idle < interval:
             self.arm_ping(interval - idle)
             return
-        self.ping_sent = self.reactor.seconds()
         try:
             self.wire.ping(b"hanji")
         except LocalProtocolError:
             return
+        self.ping_sent = self.reactor.seconds()
         self.timer = self.call_later(float(self.socket.ping_timeout), self.pong_due)
 
     def pong_due(self) -> None:
-        """Drop the connection if nothing came since the ping."""
-        assert self.ping_sent is not None
-        if self.last_seen >= self.ping_sent:
-            self.arm_ping()
-            return
+        """Drop the connection: nothing came since the ping (seen() would have
+        cancelled this call)."""
         self.socket.logger.info(
             "%r: no answer to a ping within %ss; dropping it.", self.socket, self.socket.ping_timeout
         )
