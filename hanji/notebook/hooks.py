@@ -1,7 +1,8 @@
 """Cell events while Hanji is loaded: ORM in cells, and applet errors shown.
 
 - ``pre_run_cell``: lift Django's async guard for a synchronous cell (the choice is
-  explained in :mod:`hanji.notebook.orm`).
+  explained in :mod:`hanji.notebook.orm`), and unregister the cell-defined models
+  the cell defines again (see :func:`hanji.notebook.schema.forget_redefined`).
 - ``post_run_cell``: restore the guard, then print every applet error recorded since
   the previous cell (an ``on_activate``, render method, errback or Django view that
   raised, on any thread) with its full traceback, so nothing fails silently. Errors
@@ -91,9 +92,18 @@ class CellHooks:
             return False
 
     def pre_run_cell(self, info: Any) -> None:
-        """Lift Django's async guard if the cell is synchronous; cell thread."""
+        """Lift Django's async guard if the cell is synchronous, and forget the
+        cell-defined models it defines again; cell thread."""
         if not self._is_async(info):
             self._lifted = orm.lift_guard() or self._lifted
+        source = getattr(info, "transformed_cell", None) or getattr(info, "raw_cell", "") or ""
+        if "app_label" in source:
+            from hanji.notebook.schema import forget_redefined
+
+            try:
+                forget_redefined(source)
+            except Exception:
+                pass  # never block a cell; Django then warns about the re-registration
 
     def post_run_cell(self, result: Any) -> None:
         """Restore the guard and print the applet errors recorded since the last

@@ -47,11 +47,15 @@ class MigrationReport(list):  # type: ignore[type-arg]
         return f"hanji.migrate({self.target}):\n" + "\n".join(f"  {a}" for a in self)
 
 
+_live: set[str] = set()  # app labels of cell-defined models, given an app config by Hanji
+
+
 def installed_labels() -> set[str]:
-    """Return the labels of the installed Django apps (packaged applets included)."""
+    """Return the labels of the installed Django apps (packaged applets included,
+    cell-defined labels excluded)."""
     from django.apps import apps
 
-    return {config.label for config in apps.get_app_configs()}
+    return {config.label for config in apps.get_app_configs()} - _live
 
 
 def live_labels() -> list[str]:
@@ -62,6 +66,61 @@ def live_labels() -> list[str]:
     return sorted(label for label, models in apps.all_models.items() if label not in installed and models)
 
 
+def _live_app_config(label: str) -> Any:
+    """Return an app config for a cell-defined label: no module, no models module
+    (so ``migrate``'s syncdb and post-migrate handlers leave it alone)."""
+    import os
+    import types
+
+    from django.apps import AppConfig
+
+    class LiveAppConfig(AppConfig):
+        path = os.getcwd()  # a label from a cell has no package directory
+        verbose_name = f"{label} (defined in the notebook)"
+
+    return LiveAppConfig(label, types.ModuleType(label))
+
+
+def install_label(label: str) -> bool:
+    """Give a cell-defined app label an app config, so that relations between its
+    models (reverse accessors, many-to-many) and ``apps.get_model`` work like for an
+    installed app. Return True if it was added. Any thread but the reactor's.
+    """
+    from django.apps import apps
+
+    if label in apps.app_configs or not label.isidentifier():
+        return False
+    from django.conf import settings
+
+    config = _live_app_config(label)
+    config.apps = apps
+    # No migrations package to look for: Django's migrate treats it as unmigrated.
+    settings.MIGRATION_MODULES = {**settings.MIGRATION_MODULES, label: None}
+    config.import_models()  # config.models is apps.all_models[label], shared
+    _live.add(label)
+    apps.app_configs[label] = config
+    apps.clear_cache()
+    return True
+
+
+def _on_class_prepared(sender: Any, **kwargs: Any) -> None:
+    """Install the app config of a model class defined with an unknown app label
+    (Django's ``class_prepared`` signal, on the thread defining the class)."""
+    meta = sender._meta
+    if not meta.auto_created and meta.app_label not in installed_labels():
+        install_label(meta.app_label)
+
+
+def watch_cell_models() -> None:
+    """Install app configs for cell-defined labels from now on, and for those that
+    exist already (idempotent). Call after Django is set up."""
+    from django.db.models.signals import class_prepared
+
+    class_prepared.connect(_on_class_prepared, weak=False, dispatch_uid="hanji-live-models")
+    for label in live_labels():
+        install_label(label)
+
+
 def live_models(label: str) -> list[Any]:
     """Return the concrete models defined with ``app_label = label`` (auto-created
     many-to-many tables excluded)."""
@@ -69,6 +128,59 @@ def live_models(label: str) -> list[Any]:
 
     return [m for m in apps.all_models.get(label, {}).values()
             if not m._meta.auto_created and not m._meta.abstract and not m._meta.proxy]
+
+
+def _redefined(source: str) -> list[tuple[str, str]]:
+    """Return ``(app_label, model_name)`` of the model classes that ``source``
+    defines with a literal ``class Meta: app_label = "..."``."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for inner in node.body:
+            if not (isinstance(inner, ast.ClassDef) and inner.name == "Meta"):
+                continue
+            for stmt in inner.body:
+                if (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+                        and isinstance(stmt.value.value, str)
+                        and any(isinstance(t, ast.Name) and t.id == "app_label" for t in stmt.targets)):
+                    found.append((stmt.value.value, node.name.lower()))
+    return found
+
+
+def forget_redefined(source: str) -> list[str]:
+    """Unregister the cell-defined models that ``source`` is about to define again;
+    return their names. Cell thread, before the cell runs.
+
+    Django resolves a new model's relations (its many-to-many table above all)
+    against the registry while the class is built, so the old class would still be
+    found; forgetting it first makes a re-run cell behave like the first run.
+    Installed apps are never touched.
+    """
+    from django.apps import apps
+
+    if not apps.ready:
+        return []
+    installed = installed_labels()
+    forgotten = []
+    for label, name in _redefined(source):
+        models = apps.all_models.get(label)
+        if label in installed or not models or name not in models:
+            continue
+        model = models.pop(name)
+        for other_name, other in list(models.items()):
+            if other._meta.auto_created is model:  # its many-to-many tables
+                models.pop(other_name)
+        forgotten.append(f"{label}.{name}")
+    if forgotten:
+        apps.clear_cache()
+    return forgotten
 
 
 def _questioner(label: str, nonempty: set[str]) -> Any:
@@ -133,6 +245,8 @@ def migrate_live(label: str, reset: bool = False) -> list[str]:
     from django.db.migrations.state import ModelState, ProjectState
 
     models = live_models(label)
+    if models:
+        install_label(label)
     if not models:
         raise UsageError(
             f"No model has app_label '{label}': define one in a cell with "
@@ -159,12 +273,11 @@ def migrate_live(label: str, reset: bool = False) -> list[str]:
                     if model._meta.db_table in tables:
                         actions += _adopt(editor, model, tables)
                         old[model._meta.model_name] = ModelState.from_model(model)
-        nonempty = {
-            name for name, state in old.items()
-            if name in {m._meta.model_name for m in models}
-            and apps.get_model(label, name)._default_manager.exists()
-        }
+        current = {m._meta.model_name: m for m in models}
+        nonempty = {name for name in old if name in current and current[name]._default_manager.exists()}
         base = ProjectState.from_apps(apps)  # installed apps: what live models may refer to
+        for key in [k for k in base.models if k[0] == label]:
+            del base.models[key]  # this label's models come from old/new below
         from_state, to_state = base.clone(), base.clone()
         for state in old.values():
             from_state.add_model(state.clone())
@@ -193,14 +306,15 @@ def migrate(target: str | None = None, reset: bool = False) -> MigrationReport:
     close_old_connections()
     try:
         actions: list[str] = []
-        if target is None or target in installed_labels():
-            if reset and target is not None:
-                raise UsageError(f"reset=True is for models defined in cells; '{target}' is an installed applet.")
-            django_setup.migrate()
-            actions.append("applied the migrations of the installed applets")
-        labels = live_labels() if target is None else ([] if target in installed_labels() else [target])
+        installed = target is not None and target in installed_labels()
+        if installed and reset:
+            raise UsageError(f"reset=True is for models defined in cells; '{target}' is an installed applet.")
+        labels = live_labels() if target is None else ([] if installed else [target])
         for label in labels:
             actions += migrate_live(label, reset)
+        if target is None or installed:
+            django_setup.migrate()
+            actions.append("applied the migrations of the installed applets")
         return MigrationReport(repr(target) if target is not None else "", actions)
     finally:
         close_old_connections()

@@ -50,15 +50,26 @@ def _with_deadline(
     """Call ``f`` and fail its Deferred with TimeoutError after ``timeout`` s; reactor thread."""
     assert_reactor_thread("hanji.notebook.session._with_deadline()")
     d = defer.maybeDeferred(f, *args, **kwargs)
-    if timeout is not None:
-        d.addTimeout(timeout, reactor)
+    if timeout is None:
+        return d
+    expired: list[bool] = []
 
-        def explain(failure: Failure) -> None:
-            failure.trap(defer.TimeoutError)
+    def expire() -> None:
+        expired.append(True)
+        d.cancel()
+
+    timer = reactor.callLater(timeout, expire)
+
+    def explain(result: Any) -> Any:
+        # Whatever the cancelled work failed with (CancelledError, an Agent's
+        # ResponseNeverReceived...), the cause is the deadline: say so.
+        if timer.active():
+            timer.cancel()
+        if expired and isinstance(result, Failure):
             raise TimeoutError(f"{what} did not finish within {timeout:g} s (timeout={timeout:g}).")
+        return result
 
-        d.addErrback(explain)
-    return d
+    return d.addBoth(explain)
 
 
 def _name_reactor_thread() -> str:
@@ -195,6 +206,9 @@ class Session:
         with allow_sync_orm():
             setup = django_setup.setup(django_setup.applet_dirs_from_env(), data)
             django_setup.migrate()
+        from hanji.notebook.schema import watch_cell_models
+
+        watch_cell_models()
         return setup
 
     def _build_server(self, setup: Any, port: int) -> Any:

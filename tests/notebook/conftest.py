@@ -117,7 +117,7 @@ class Kernel:
         """Return the value of a Python literal expression evaluated in the kernel."""
         import ast
 
-        result = self.ok(f"print(repr({expr}))")
+        result = self.ok(f"print(repr(({expr})))")
         return ast.literal_eval(result.stdout.strip().splitlines()[-1])
 
     def shutdown(self) -> None:

@@ -1,0 +1,141 @@
+"""Applet errors reach the notebook with their tracebacks (issue 3, item 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import ROOT, Kernel
+
+PRELUDE = """
+from twisted.internet import defer, reactor
+from hanji.core.applet import Applet, WebUI
+from hanji.core.utils import TwAppletResource
+"""
+
+
+def test_on_activate_failure_raises_in_the_activating_cell(kernel: Kernel) -> None:
+    """An on_activate that raises fails its cell with the original traceback and is kept in hanji.errors()."""
+    result = kernel.run(PRELUDE + """
+class Fragile(Applet):
+    def on_activate(self):
+        raise RuntimeError("the sensor is unplugged")
+
+hanji.activate(Fragile)
+""")
+    assert result.error["ename"] == "AppletActivationError"
+    text = result.error_text
+    assert 'raise RuntimeError("the sensor is unplugged")' in text  # the cell's own line, from the worker
+    assert "Applet 'fragile' failed to activate: RuntimeError: the sensor is unplugged" in text
+    assert "Hanji: applet 'fragile'" not in result.stderr  # not printed a second time after the cell
+    errors = kernel.ok("hanji.errors('fragile')").text
+    assert "Fragile.on_activate()" in errors and "RuntimeError: the sensor is unplugged" in errors
+    assert "fragile      failed  v1" in kernel.ok("%hanji status").text
+
+
+def test_failed_applet_does_not_stop_the_others(kernel: Kernel) -> None:
+    """A failing applet leaves the other applets serving, and fixing it activates the next version."""
+    assert kernel.value("hanji.get('/res/echo/info').status") == 200
+    result = kernel.ok(PRELUDE + """
+class Fragile(Applet):
+    def on_activate(self):
+        self.ready = True
+
+hanji.activate(Fragile)
+""")
+    assert "Applet 'fragile' v2 active" in result.text
+
+
+def test_render_error_is_shown_after_the_cell_that_called_it(kernel: Kernel) -> None:
+    """An exception in a render method gives a 500 and its full traceback is printed under the calling cell."""
+    kernel.ok(PRELUDE + """
+class Boom(TwAppletResource):
+    path = "boom"
+    def render_GET(self, request):
+        return {"ratio": 1 / int(request.args.get("d", ["0"])[0])}
+
+class LateFailure(TwAppletResource):
+    path = "late"
+    def render_GET(self, request):
+        d = defer.Deferred()
+        def fail_later():
+            d.errback(ValueError("the device answered garbage"))
+        reactor.callLater(0.05, fail_later)
+        return d
+
+class BoomWeb(WebUI):
+    twisted_dynamic_resources = [Boom, LateFailure]
+
+hanji.activate(Applet(id="boom"), web=BoomWeb)
+""")
+    result = kernel.ok("r = hanji.get(('boom', 'boom'))\nr.status")
+    assert result.data() == ["500"]
+    assert "Hanji: applet 'boom' failed in Boom GET /res/boom/boom" in result.stderr
+    assert "ZeroDivisionError: division by zero" in result.stderr
+    assert 'return {"ratio": 1 / int(request.args.get("d", ["0"])[0])}' in result.stderr
+    assert kernel.value("hanji.get(('boom', 'boom'), params={'d': 4}).json()") == {"ratio": 0.25}
+
+
+def test_errback_error_is_shown_and_kept(kernel: Kernel) -> None:
+    """A Deferred that fails later (an errback) is reported like a render error and kept in %hanji errors."""
+    result = kernel.ok("hanji.get(('boom', 'late')).status")
+    assert result.data() == ["500"]
+    assert "ValueError: the device answered garbage" in result.stderr
+    errors = kernel.ok("%hanji errors boom").text
+    assert "ZeroDivisionError" in errors and "ValueError: the device answered garbage" in errors
+
+
+def test_error_between_cells_is_shown_in_the_next_cell(kernel: Kernel) -> None:
+    """An error raised while no cell runs (a browser request, a timer) is printed after the next cell."""
+    import urllib.error
+    import urllib.request
+
+    url = kernel.value("hanji.url('boom', 'boom')")
+    try:
+        urllib.request.urlopen(url, timeout=30)
+    except urllib.error.HTTPError as err:
+        assert err.code == 500
+    result = kernel.ok("1 + 1")
+    assert "Hanji: applet 'boom' failed in Boom GET /res/boom/boom" in result.stderr
+    assert "Hanji: applet" not in kernel.ok("2 + 2").stderr  # shown once
+
+
+def test_unhandled_deferred_failure_and_django_view_errors_are_recorded(kernel: Kernel) -> None:
+    """A failure Twisted logs as unhandled, and a Django view that raises, are not swallowed."""
+    result = kernel.ok("""
+import gc
+def lose_a_failure():
+    defer.fail(KeyError("nobody waited for this"))
+    gc.collect()
+from hanji.notebook.session import get_session
+get_session().call(lose_a_failure)
+""")
+    assert "KeyError: 'nobody waited for this'" in result.stderr
+    kernel.ok("""
+from django.http import HttpResponse
+from django.urls import path
+def broken_view(request):
+    raise LookupError("no such page in the database")
+hanji.activate(Applet(id="viewfail"), urls=[path("", broken_view)])
+""")
+    result = kernel.ok("hanji.get('/applets/viewfail/').status")
+    assert result.data() == ["500"]
+    assert "Hanji: applet 'viewfail' failed in Django view GET /applets/viewfail/" in result.stderr
+    assert "LookupError: no such page in the database" in result.stderr
+
+
+def test_clear_forgets_recorded_errors(kernel: Kernel) -> None:
+    """%hanji errors --clear shows the errors once and forgets them."""
+    assert "Traceback" in kernel.ok("%hanji errors --clear").text
+    assert kernel.ok("%hanji errors").text.strip() == "No error recorded."
+
+
+def test_broken_packages_are_reported_at_load_and_healthy_ones_serve(new_kernel) -> None:  # type: ignore[no-untyped-def]
+    """Applet packages that fail to import or activate are shown under %load_ext; the healthy one serves."""
+    kernel = new_kernel(applets=Path(ROOT / "tests" / "applets_broken"))
+    result = kernel.ok("%load_ext hanji\nimport hanji")
+    assert "1 applet active, 2 failed (see the errors below)" in result.text
+    assert "ImportError: broken_import is broken on purpose" in result.stderr
+    assert "ValueError: on_activate fails on purpose" in result.stderr
+    assert kernel.value("hanji.get(('healthy', 'ping')).text") == "pong"
+    status = kernel.ok("%hanji status").text
+    assert "broken_activate  failed" in status and "ValueError: on_activate fails on purpose" in status
