@@ -1,5 +1,7 @@
 """benchapp's Twisted side: a trivial resource and websocket endpoints (reactor thread)."""
 
+import time
+
 from hanji.core import applet
 from hanji.core.utils import TwAppletResource
 
@@ -33,13 +35,16 @@ if TwAppletWebSocket is not None:
 
     class Fanout(TwAppletWebSocket):
         """/ws/benchapp/fanout: a message starting with "broadcast:" goes to every
-        open connection of this endpoint (the sender included)."""
+        open connection of this endpoint (the sender included); the sender then gets
+        "took:<ms>", the time the broadcast() call took on the reactor."""
 
         path = "fanout"
 
         def on_message(self, message):
             if isinstance(message, str) and message.startswith("broadcast:"):
+                t0 = time.perf_counter()
                 type(self).broadcast(message)
+                self.send(f"took:{(time.perf_counter() - t0) * 1000:.3f}")
 
     _websockets = [Echo, Fanout]
 
