@@ -10,7 +10,7 @@ with a plain-text status:
     403  a foreign Origin, a full endpoint, or ``accept()`` returning False
     4xx  ``accept()`` raising an exception with an HTTP status
     500  ``accept()`` raising anything else (logged and reported)
-    503  the applet was deactivated while ``accept()`` was deciding
+    503  the applet was stopped (deactivated, or being replaced in a hot swap)
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class Endpoint(WebSocketResource):
         if problem is not None:
             return plain(request, 400, f"not a valid websocket handshake: {problem}")
         if self.retired:
-            return plain(request, 503, f"applet '{self.applet.id}' was deactivated.")
+            return self.gone(request)
         if not origin_allowed(request, cls.allowed_origins):
             origin = request.getHeader(b"origin").decode("latin-1")
             self.log().info("%s refused origin %s.", self.url, origin)
@@ -218,7 +218,7 @@ class Endpoint(WebSocketResource):
         if request._disconnected:
             return NOT_DONE_YET
         if self.retired:
-            return plain(request, 503, f"applet '{self.applet.id}' was deactivated.")
+            return self.gone(request)
         request._hanji_socket = socket
         result = WebSocketResource.render_GET(self, request)
         if result is NOT_DONE_YET:
@@ -227,6 +227,13 @@ class Endpoint(WebSocketResource):
             if set_timeout is not None:
                 set_timeout(None)
         return result
+
+    def gone(self, request: Any) -> bytes:
+        """Answer 503 for an endpoint whose applet was stopped (deactivated, or
+        being replaced by a new version whose routes are not mounted yet)."""
+        request.setHeader(b"retry-after", b"1")
+        return plain(request, 503, f"applet '{self.applet.id}' was deactivated or is being "
+                     "replaced; try again shortly.")
 
     def refused_by(self, request: Any, failure: Failure) -> bytes:
         """Answer an exception from ``accept()``: its status, or a reported 500."""
