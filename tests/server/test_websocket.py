@@ -509,6 +509,22 @@ with ws("live", "live") as conn:
     result["echo"] = conn.receive()
     Live.broadcast("from the main thread")
     result["broadcast"] = conn.receive()
+
+    class Live2(Live):  # a new version, as when a cell is run again
+        def on_message(self, message):
+            self.send("v2 " + message)
+
+    class LiveWeb2(WebUI):
+        websocket_resources = [Live2]
+
+    on_reactor(server.activate, Applet(id="live"), LiveWeb2)
+    try:
+        conn.receive()
+    except Exception as exc:
+        result["after_swap"] = [type(exc).__name__, conn.close_code]
+with ws("live", "live") as conn:
+    conn.send("hi")
+    result["swapped"] = conn.receive()
     on_reactor(server.deactivate, "live")
     try:
         conn.receive()
@@ -520,13 +536,13 @@ print(json.dumps(result))
 
 
 def test_in_process_server_as_in_a_notebook(tmp_path: Any) -> None:
-    """With the reactor in crochet's thread, as in a kernel: hanji.ws() finds the
-    server, hooks run on the reactor, broadcast() works from the main thread, and
-    deactivation closes the client with 1001."""
+    """With the reactor in crochet's thread, as in a kernel: hanji.ws() finds the server, hooks run on the reactor, broadcast() works from the main thread, a hot swap and a deactivation close clients with 1001."""
     out = subprocess.run([sys.executable, "-c", IN_PROCESS, str(tmp_path)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["echo"] == "hi via CrochetReactor" and result["main"] == "MainThread"
     assert result["broadcast"] == "from the main thread"
+    assert result["after_swap"] == ["WebSocketClosed", 1001]
+    assert result["swapped"] == "v2 hi"
     assert result["after"] == ["WebSocketClosed", 1001]
