@@ -9,7 +9,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from hanji.server.render import render_with_contract
 
-__all__ = ["NOT_DONE_YET", "TwAppletResource", "TwAppletWebSocket", "defer_to_django"]
+__all__ = ["NOT_DONE_YET", "TwAppletResource", "TwAppletWebSocket", "WebSocketRefused", "defer_to_django"]
 
 
 class TwAppletResource(Resource):
@@ -43,10 +43,10 @@ class TwAppletResource(Resource):
 def __getattr__(name: str) -> Any:
     # The websocket base lives with the server's websocket support; import it lazily
     # so ``hanji.core.utils`` stays cheap to import.
-    if name == "TwAppletWebSocket":
-        from hanji.server.websocket import TwAppletWebSocket
+    if name in ("TwAppletWebSocket", "WebSocketRefused"):
+        from hanji.server import websocket
 
-        return TwAppletWebSocket
+        return getattr(websocket, name)
     raise AttributeError(name)
 
 
