@@ -87,6 +87,6 @@ def configure(data_dir: Path) -> Path:
 
     from twisted.logger import globalLogPublisher
 
-    globalLogPublisher.addObserver(_twisted_failures)
+    globalLogPublisher.addObserver(_twisted_failures)  # type: ignore[arg-type]
     _observer.append(_twisted_failures)
     return path

@@ -20,7 +20,6 @@ from urllib.parse import quote, urlencode
 
 from IPython.core.error import UsageError
 from twisted.internet import defer
-from zope.interface import implementer
 
 from hanji._exceptions import HanjiError
 from hanji._threads import assert_reactor_thread
@@ -205,7 +204,9 @@ def _prepare(base: str, method: str, path: Any, params: Any, data: Any, json: An
 
 
 def _body_producer(body: bytes) -> Any:
+    """Return an IBodyProducer writing ``body`` at once; reactor thread."""
     from twisted.web.iweb import IBodyProducer
+    from zope.interface import implementer  # type: ignore[import-untyped]
 
     @implementer(IBodyProducer)
     class _BytesProducer:

@@ -153,7 +153,12 @@ class Session:
         try:
             return await future
         except asyncio.CancelledError:
-            crochet.run_in_reactor(lambda: [d.cancel() for d in pending])()
+
+            def cancel() -> None:
+                for d in pending:
+                    d.cancel()
+
+            crochet.run_in_reactor(cancel)()
             raise
 
     # -- start and stop ------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Kernel
+from kernels import Kernel
 
 ECHO_BACK = """
 import json

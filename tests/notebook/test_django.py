@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Kernel
+from kernels import Kernel
 
 INVENTORY_V1 = """
 from django.db import models

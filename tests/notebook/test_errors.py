@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ROOT, Kernel
+from kernels import ROOT, Kernel
 
 PRELUDE = """
 from twisted.internet import defer, reactor

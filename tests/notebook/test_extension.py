@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import Kernel, port_is_free
+from kernels import Kernel, port_is_free
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Kernel, free_port, port_is_free
+from kernels import Kernel, free_port, port_is_free
 
 COUNTER = """
 from hanji.core.applet import Applet, WebUI

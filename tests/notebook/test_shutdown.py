@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from conftest import Kernel
+from kernels import Kernel
 
 STUCK_VIEW = """
 import threading
@@ -75,7 +75,7 @@ def test_kernel_shutdown_with_a_django_request_in_flight_exits(new_kernel: Any) 
 
 def test_unload_with_a_django_request_in_flight_returns(new_kernel: Any) -> None:
     """%unload_ext hanji with a Django view stuck returns after the drain deadline and frees the port."""
-    from conftest import port_is_free
+    from kernels import port_is_free
 
     kernel = new_kernel(env={"HANJI_DRAIN_TIMEOUT": "1"}, applets=None)
     _start_stuck_request(kernel)

@@ -1,0 +1,28 @@
+"""The notebook API behind ``hanji``'s lazy public names."""
+
+from __future__ import annotations
+
+import inspect
+
+
+def test_every_public_name_resolves_to_the_notebook_api() -> None:
+    """Each name in hanji.__all__ resolves, the notebook ones from hanji.notebook.api (ws lazily)."""
+    import hanji
+    from hanji.notebook import api, extension
+
+    for name in hanji.__all__:
+        assert callable(getattr(hanji, name)), name
+    assert hanji.get is api.get and hanji.activate is api.activate and hanji.ws is api.ws
+    assert set(hanji.__all__) - {"load_ipython_extension", "unload_ipython_extension"} <= set(api.__all__)
+    assert api.__all__ == sorted(api.__all__)
+    assert extension.load.__doc__ and extension.unload.__doc__
+
+
+def test_sync_and_async_twins_share_their_signature() -> None:
+    """get/aget, post/apost and request/arequest take the same arguments, the twin being a coroutine."""
+    from hanji.notebook import api
+
+    for sync, twin in (("get", "aget"), ("post", "apost"), ("request", "arequest")):
+        s, a = getattr(api, sync), getattr(api, twin)
+        assert inspect.iscoroutinefunction(a) and not inspect.iscoroutinefunction(s)
+        assert inspect.signature(s).parameters.keys() == inspect.signature(a).parameters.keys()
