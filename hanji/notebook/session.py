@@ -173,8 +173,13 @@ class Session:
             if self.running:
                 return None
             began = time.perf_counter()
+            # Phase 1: the reactor, in crochet's thread (started once per kernel).
             self._start_reactor()
+            # Phase 2: Django configured and migrated, here on the cell thread.
             setup = self._setup_django()
+            # Phase 3: the server, built once on the reactor; listen (next free port
+            # if taken) and activate the packaged applets there. A restart listens
+            # on the port of the previous start.
             if self.server is None:
                 wanted = int(os.environ.get("HANJI_PORT") or DEFAULT_PORT)
                 self.server = self.call(self._build_server, setup, wanted, what="building the Hanji server")

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from kernels import Kernel, port_is_free
+from kernels import APPLETS, Kernel, port_is_free
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,10 @@ def test_load_shows_one_line_banner_with_link_and_time(loaded: tuple[Kernel, Any
     kernel, result = loaded
     (plain,) = result.data("text/plain")
     assert "\n" not in plain.strip()
-    match = re.search(r"Hanji \S+ serves (http://127\.0\.0\.1:\d+/) · 4 applets active · started in (\d+\.\d\d) s", plain)
+    match = re.search(r"Hanji \S+ serves (http://127\.0\.0\.1:\d+/) · (\d+) applets active · started in \d+\.\d\d s", plain)
     assert match, plain
+    packages = [d for d in APPLETS.iterdir() if (d / "__init__.py").is_file() and not d.name.startswith("_")]
+    assert int(match.group(2)) == len(packages) and "failed" not in plain
     (html,) = result.data("text/html")
     assert f'<a href="{match.group(1)}" target="_blank"' in html
     assert kernel.value("hanji.url()") == match.group(1)
@@ -170,3 +172,12 @@ def test_data_dir_holds_database_and_log(loaded: tuple[Kernel, Any]) -> None:
     data = Path(kernel.data)
     assert (data / "db.sqlite3").is_file()
     assert "Hanji serves" in (data / "hanji.log").read_text()
+
+
+def test_reload_ext_restarts_on_the_same_url(loaded: tuple[Kernel, Any]) -> None:
+    """%reload_ext hanji stops and starts Hanji again on the same URL, with the packaged applets."""
+    kernel, _ = loaded
+    url = kernel.value("hanji.url()")
+    result = kernel.ok("%reload_ext hanji")
+    assert "Hanji unloaded" in result.text and f"serves {url}" in result.text
+    assert kernel.value("hanji.get(('hello_world', 'path_to_my_resource')).status") == 405
