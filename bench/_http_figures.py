@@ -9,7 +9,8 @@ import time
 from typing import Sequence
 
 import _servers as S
-from _harness import BENCH, RAW, Server, Wrk, WrkResult, fmt, median, pair_ratios, proc_rss_kb, proc_threads
+from _harness import (BENCH, RAW, Server, Wrk, WrkResult, fmt, median, pair_ratios, parse_wrk, proc_rss_kb,
+                      proc_threads)
 from _report import Report, wrk_table
 
 
@@ -100,6 +101,36 @@ def compare(report: Report, fig: str, title: str, a: Contender, b: Contender,
 
 # -- figures 1-3 -------------------------------------------------------------------------
 
+# Hanji with a proposed fix applied in memory (bench/servers/hanji_patched.py), run
+# beside the plain Hanji in figures 1-3 so that RESULTS.md shows what each fix gains.
+FIX_VARIANTS = [
+    ("Hanji, fix A: no access log", "no-access-log", ("1", "2", "3")),
+    ("Hanji, fixes A+C: no access log, static folders cached", "no-access-log,static-cache", ("3",)),
+]
+
+
+def variant_key(patches: str) -> str:
+    return "hanji+" + patches
+
+
+def _variants(servers: dict[str, Server], path: str, fig: str) -> list[Contender]:
+    return [Contender(label, servers[variant_key(p)], path) for label, p, figs in FIX_VARIANTS
+            if variant_key(p) in servers and fig in figs]
+
+
+def _variant_rows(report: Report, fig: str, title: str, variants: list[Contender], base: Contender,
+                  plain: Contender, res: dict[str, list[WrkResult]], target: float | None) -> None:
+    for v in variants:
+        ratios = pair_ratios([r.rps for r in res[v.label]], [r.rps for r in res[base.label]])
+        gain = pair_ratios([r.rps for r in res[v.label]], [r.rps for r in res[plain.label]])
+        ratio = median(ratios)
+        report.row(fig, f"{title}: req/s, {v.label}", fmt(median(r.rps for r in res[v.label])),
+                   f"{fmt(median(r.rps for r in res[base.label]))} ({base.label})",
+                   f"{fmt(ratio, '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)}); "
+                   f"× {fmt(median(gain), '.2f')} vs Hanji as is",
+                   "(same)" if target is not None else "", 
+                   ("with the fix: " + verdict(ratio, target)) if target is not None else "reported")
+
 
 def figures_1_to_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int, which: set[str]) -> None:
     if "1" in which:
@@ -110,40 +141,50 @@ def figures_1_to_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds:
         figure_3(report, wrk, servers, rounds)
 
 
+def _fix_text(variants: list[Contender]) -> str:
+    if not variants:
+        return ""
+    return (" The rows marked *fix* are Hanji with a proposed change applied in memory "
+            "(`bench/servers/hanji_patched.py`, see the findings below), run in the same rounds.")
+
+
 def figure_1(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
     """A TwAppletResource through Hanji vs the same resource on a bare Site."""
-    hanji = servers["hanji"]
-    a, b = Contender("Hanji", hanji, S.RES_PATH), Contender("bare twisted.web Site", servers["bare-twisted"], S.RES_PATH)
-    res = alternate(wrk, [a, b], rounds)
+    a = Contender("Hanji", servers["hanji"], S.RES_PATH)
+    b = Contender("bare twisted.web Site", servers["bare-twisted"], S.RES_PATH)
+    variants = _variants(servers, S.RES_PATH, "1")
+    res = alternate(wrk, [a, *variants, b], rounds)
     _check_ok(report, res)
     compare(report, "1", "trivial TwAppletResource", a, b, res, 0.90, "≥ 0.90")
+    _variant_rows(report, "1", "trivial TwAppletResource", variants, b, a, res, 0.90)
     report.section(
         f"## 1. Trivial Twisted resource\n\n`GET {S.RES_PATH}` answers 14 bytes: a `TwAppletResource` "
         "returning bytes in Hanji, a plain `twisted.web.resource.Resource` on a bare `Site` in the "
         f"baseline (`bench/servers/bare_twisted.py`). wrk, {wrk.connections} connections, "
-        f"{wrk.duration:g} s per run.\n\n{_rounds_table(res)}\n"
+        f"{wrk.duration:g} s per run.{_fix_text(variants)}\n\n{_rounds_table(res)}\n"
     )
-
 
 
 def figure_2(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
     """A trivial Django view: Hanji vs bare WSGIResource vs daphne."""
-    hanji = servers["hanji"]
-    a = Contender("Hanji", hanji, S.DJANGO_PATH)
+    a = Contender("Hanji", servers["hanji"], S.DJANGO_PATH)
     b = Contender("bare WSGIResource", servers["bare-wsgi"], S.DJANGO_PATH)
-    contenders = [a, b]
-    if "daphne" in servers:
-        contenders.append(Contender("daphne (ASGI)", servers["daphne"], S.DJANGO_PATH))
+    variants = _variants(servers, S.DJANGO_PATH, "2")
+    contenders = [a, *variants, b]
+    d = Contender("daphne (ASGI)", servers["daphne"], S.DJANGO_PATH) if "daphne" in servers else None
+    if d is not None:
+        contenders.append(d)
     res = alternate(wrk, contenders, rounds)
     _check_ok(report, res)
     compare(report, "2", "trivial Django view", a, b, res, 0.95, "≥ 0.95")
-    if "daphne" in servers:
-        d = contenders[2]
-        ratios = pair_ratios([r.rps for r in res[a.label]], [r.rps for r in res[d.label]])
-        report.row("2", "trivial Django view: Hanji vs daphne, req/s", fmt(median(r.rps for r in res[a.label])),
-                   f"{fmt(median(r.rps for r in res[d.label]))} (daphne)",
-                   f"{fmt(median(ratios), '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})",
-                   "≈ 3 (expected)", "reported")
+    _variant_rows(report, "2", "trivial Django view", variants, b, a, res, 0.95)
+    if d is not None:
+        for c in [a, *variants]:
+            ratios = pair_ratios([r.rps for r in res[c.label]], [r.rps for r in res[d.label]])
+            report.row("2", f"trivial Django view: {c.label} vs daphne, req/s", fmt(median(r.rps for r in res[c.label])),
+                       f"{fmt(median(r.rps for r in res[d.label]))} (daphne)",
+                       f"{fmt(median(ratios), '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})",
+                       "≈ 3 (expected)", "reported")
         report.row("2", "daphne latency p50 / p99 (ms)", "",
                    f"{fmt(median(r.p50 for r in res[d.label]), '.2f')} / {fmt(median(r.p99 for r in res[d.label]), '.2f')}",
                    "", "", "")
@@ -154,77 +195,101 @@ def figure_2(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) 
         "(an `HttpResponse` of the same 14 bytes) with Hanji's settings and middleware in every "
         f"server: Hanji (Django pool of {S.DJANGO_THREADS}), a bare `WSGIResource` as a `Site`'s root on "
         f"a {S.DJANGO_THREADS}-thread pool (`bench/servers/bare_wsgi.py`), and daphne serving "
-        "`get_asgi_application()` (`bench/servers/django_asgi.py`).\n\n" + _rounds_table(res) + "\n"
+        "`get_asgi_application()` (`bench/servers/django_asgi.py`; daphne's access log is off by default)."
+        + _fix_text(variants) + "\n\n" + _rounds_table(res) + "\n"
     )
-
 
 
 def figure_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
     """A 10 kB static file through Hanji vs a bare static.File."""
-    hanji = servers["hanji"]
-    a = Contender("Hanji", hanji, S.STATIC_PATH)
+    a = Contender("Hanji", servers["hanji"], S.STATIC_PATH)
     b = Contender("bare static.File", servers["bare-twisted"], S.STATIC_PATH)
-    res = alternate(wrk, [a, b], rounds)
+    variants = _variants(servers, S.STATIC_PATH, "3")
+    res = alternate(wrk, [a, *variants, b], rounds)
     _check_ok(report, res)
     compare(report, "3", "10 kB static file", a, b, res, None, "(none set)")
+    _variant_rows(report, "3", "10 kB static file", variants, b, a, res, None)
     report.section(
         f"## 3. Static file (10 kB)\n\n`GET {S.STATIC_PATH}` from benchapp's `static/` folder: "
-        "Hanji's static route vs a bare `twisted.web.static.File` on the same folder.\n\n"
-        + _rounds_table(res) + "\n"
+        "Hanji's static route vs a bare `twisted.web.static.File` on the same folder."
+        + _fix_text(variants) + "\n\n" + _rounds_table(res) + "\n"
     )
 
 
 # -- figure 4 ----------------------------------------------------------------------------
 
 
-def figure_4(report: Report, wrk: Wrk, hanji: Server, rounds: int, threads: int) -> None:
-    """p50/p99 of /res with 1 connection: idle, while 2x pool-size views sleep, while CPU views run."""
+GIL_VARIANT = ("Hanji, fix D: GIL switch interval 1 ms", "switch-1ms")
+
+
+def figure_4(report: Report, wrk: Wrk, hanji: Server, rounds: int, threads: int,
+             variant: Server | None = None) -> None:
+    """p50/p99 of /res with 1 connection: idle, while 2x pool-size views sleep, while
+    CPU views run (and, with ``variant``, the CPU case again on Hanji with fix D)."""
     probe_kw = {"connections": 1}
     load_conns = 2 * threads
     bg_seconds = float(math.ceil(1.0 + wrk.duration + 1.0))  # covers the probe, which starts 1 s in
-    url = hanji.base + S.RES_PATH
-    wrk.run("warm-up probe", url, hanji, duration=1, **probe_kw)
-    wrk.run("warm-up cpu view", hanji.base + S.CPU_PATH, hanji, duration=1, connections=2)
-    runs: dict[str, list[WrkResult]] = {"idle": [], "sleeping views": [], "CPU-bound views": []}
-    bg_info: dict[str, list[str]] = {"sleeping views": [], "CPU-bound views": []}
+    targets = [hanji] + ([variant] if variant is not None else [])
+    for server in targets:
+        wrk.run("warm-up probe", server.base + S.RES_PATH, server, duration=1, **probe_kw)
+        wrk.run("warm-up cpu view", server.base + S.CPU_PATH, server, duration=1, connections=2)
+    conditions = [("idle", hanji, None), ("sleeping views", hanji, S.SLEEP_PATH), ("CPU-bound views", hanji, S.CPU_PATH)]
+    if variant is not None:
+        conditions.append((f"CPU-bound views, {GIL_VARIANT[0]}", variant, S.CPU_PATH))
+    runs: dict[str, list[WrkResult]] = {label: [] for label, _, _ in conditions}
+    background: dict[str, list[WrkResult]] = {label: [] for label, _, path in conditions if path}
     for _ in range(rounds):
-        runs["idle"].append(wrk.run("idle", url, hanji, **probe_kw))
-        for label, path in (("sleeping views", S.SLEEP_PATH), ("CPU-bound views", S.CPU_PATH)):
-            bg, bg_raw = wrk.start_background(f"background {label}", hanji.base + path,
+        for label, server, path in conditions:
+            url = server.base + S.RES_PATH
+            if path is None:
+                r = wrk.run(label, url, server, **probe_kw)
+                runs[label].append(r)
+                continue
+            bg, bg_raw = wrk.start_background(f"background {label}", server.base + path,
                                               connections=load_conns, duration=bg_seconds)
             time.sleep(1.0)  # let every background connection get its request in
-            r = wrk.run(label, url, hanji, **probe_kw)
-            r.label = label
+            r = wrk.run(label, url, server, **probe_kw)
             runs[label].append(r)
             try:
                 bg.wait(bg_seconds + 30)
             except subprocess.TimeoutExpired:
                 bg.kill()
-            bg_info[label].append(str(bg_raw.relative_to(BENCH)))
+            b = parse_wrk(bg_raw.read_text(), f"background {label}")
+            b.raw_path = str(bg_raw.relative_to(BENCH))
+            background[label].append(b)
             time.sleep(2.2)  # requests wrk abandoned still run in the pool
     idle = runs["idle"]
-    for label in ("sleeping views", "CPU-bound views"):
+    for label, _, path in conditions[1:]:
         loaded = runs[label]
         r50 = pair_ratios([r.p50 for r in loaded], [r.p50 for r in idle])
         r99 = pair_ratios([r.p99 for r in loaded], [r.p99 for r in idle])
+        sleeping = path == S.SLEEP_PATH
         report.row("4", f"`/res` latency p50 / p99 (ms) while {load_conns} {label} run",
                    f"{fmt(median(r.p50 for r in loaded), '.2f')} / {fmt(median(r.p99 for r in loaded), '.2f')}",
                    f"{fmt(median(r.p50 for r in idle), '.2f')} / {fmt(median(r.p99 for r in idle), '.2f')} (idle)",
-                   f"{fmt(median(r50), '.2f')} / {fmt(median(r99), '.2f')}",
-                   "≈ 1 for sleeping views" if label == "sleeping views" else "(GIL: reported)",
-                   verdict(median(r50), 1.5, higher_is_better=False) if label == "sleeping views" else "reported")
+                   f"× {fmt(median(r50), '.1f')} / × {fmt(median(r99), '.1f')}",
+                   "p50 within 1.5 × idle" if sleeping else "(GIL: reported)",
+                   verdict(median(r50), 1.5, higher_is_better=False) if sleeping else "reported")
+        if not sleeping:
+            report.row("4", f"Django throughput of the CPU-bound views ({label})",
+                       fmt(median(b.rps for b in background[label]), ".1f") + " req/s", "", "", "", "reported")
     table = []
     for i in range(rounds):
         for label, rr in runs.items():
             table.append((str(i + 1), rr[i]))
+    bg_table = []
+    for i in range(rounds):
+        for label, bb in background.items():
+            bg_table.append((str(i + 1), bb[i]))
     report.section(
         f"## 4. Reactor isolation\n\nA `/res` probe (wrk, 1 connection, {wrk.duration:g} s) measured idle, then "
         f"while {load_conns} requests (twice the Django pool of {threads}) to `{S.SLEEP_PATH}` "
         f"(`time.sleep(2)`) are in flight, then while {load_conns} connections hammer `{S.CPU_PATH}` "
-        "(50 ms of pure-Python CPU per request, holding the GIL). The background load is a second wrk on "
-        "the load core; its output is in "
-        f"{', '.join('`' + p + '`' for p in bg_info['sleeping views'][:1] + bg_info['CPU-bound views'][:1])} "
-        "and the following files.\n\n" + wrk_table(table) + "\n"
+        "(50 ms of this thread's CPU time in pure Python per request, holding the GIL). The background load "
+        "is a second wrk on the load core, started 1 s before the probe."
+        + (f" The last condition runs on a second Hanji process with fix D (`sys.setswitchinterval(0.001)`)."
+           if variant is not None else "")
+        + "\n\nProbe:\n\n" + wrk_table(table) + "\n\nBackground load (Django views):\n\n" + wrk_table(bg_table) + "\n"
     )
 
 

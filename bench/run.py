@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=20, help="wrk connections (default 20)")
     p.add_argument("--memory-requests", type=int, default=100_000, help="figure 7 step (default 100000)")
     p.add_argument("--patches", default="", help="run Hanji with these fixes from servers/hanji_patched.py")
+    p.add_argument("--no-fixes", action="store_true", help="skip the Hanji-with-a-fix variants in figures 1-3")
     p.add_argument("--output", type=Path, help="where to write the results "
                    "(default bench/RESULTS.md for a full unpatched run, else bench/raw/RESULTS-partial.md)")
     return p.parse_args(argv)
@@ -85,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if {"1", "2", "3", "4"} & set(figures):
             servers = {"hanji": start(S.hanji(cores, patches=args.patches))}
+            if {"1", "2", "3"} & set(figures) and not args.patches and not args.no_fixes:
+                for _, patches, figs in http_figs.FIX_VARIANTS:
+                    if not set(figs) & set(figures):
+                        continue
+                    key = http_figs.variant_key(patches)
+                    servers[key] = start(S.hanji(cores, key.replace("+", "-").replace(",", "-"), patches=patches))
             if {"1", "3"} & set(figures):
                 servers["bare-twisted"] = start(S.bare_twisted(cores))
             if "2" in figures:
@@ -95,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
             http_figs.figures_1_to_3(report, wrk, servers, args.rounds, set(figures))
             if "4" in figures:
                 print("bench: figure 4 …", file=sys.stderr, flush=True)
-                http_figs.figure_4(report, wrk, servers["hanji"], args.rounds, S.DJANGO_THREADS)
+                variant = None
+                if not args.patches and not args.no_fixes:
+                    variant = start(S.hanji(cores, "hanji-switch-1ms", patches=http_figs.GIL_VARIANT[1]))
+                    servers["hanji-switch"] = variant
+                http_figs.figure_4(report, wrk, servers["hanji"], args.rounds, S.DJANGO_THREADS, variant)
             for s in list(servers.values()):
                 stop(s)
         if "5" in figures:

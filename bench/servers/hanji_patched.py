@@ -73,6 +73,34 @@ def _untracked() -> None:
     tracking.install = lambda reactor: None
 
 
+@patch("static-cache")
+def _static_cache() -> None:
+    """Build each applet's StaticFolder once (per directory) instead of once per
+    request, and remember AppletRecord.static_dir instead of stat()ing it twice per
+    request."""
+    import functools
+
+    from hanji.server import registry, static
+
+    static.folder = functools.lru_cache(maxsize=256)(static.folder)
+    original = registry.AppletRecord.static_dir.fget
+
+    def static_dir(self: Any) -> Any:
+        try:
+            return self.__dict__["_bench_static_dir"]
+        except KeyError:
+            value = self.__dict__["_bench_static_dir"] = original(self)
+            return value
+
+    registry.AppletRecord.static_dir = property(static_dir)  # type: ignore[assignment]
+
+
+@patch("switch-1ms")
+def _switch_1ms() -> None:
+    """Ask CPU-bound threads to hand over the GIL every 1 ms instead of 5 ms."""
+    sys.setswitchinterval(0.001)
+
+
 def main() -> int:
     names = [n for n in sys.argv[1].split(",") if n and n != "none"]
     for name in names:
