@@ -2,100 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-APPLETS = ROOT / "applets"
-TEST_APPLETS = ROOT / "tests" / "applets"
-
-
-class HttpAnswer:
-    """A finished HTTP exchange: status, headers and body."""
-
-    def __init__(self, status: int, headers: Any, body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-class ServerProcess:
-    """``hanji serve`` in a subprocess; ``url`` is known once it printed it."""
-
-    def __init__(self, tmp: Path, applet_dirs: list[Path], args: list[str] = (), env: dict[str, str] | None = None) -> None:
-        self.data = tmp / "data"
-        self.stderr_path = tmp / "server.stderr"
-        cmd = [sys.executable, "-m", "hanji", "serve", "--port", "0", "--data", str(self.data)]
-        for d in applet_dirs:
-            cmd += ["--applets", str(d)]
-        cmd += list(args)
-        full_env = dict(os.environ, HANJI_ECHO_PORT="0", PYTHONUNBUFFERED="1")
-        full_env.update(env or {})
-        self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._stderr, env=full_env, cwd=tmp)
-        self.url = self._wait_for_url()
-
-    def _wait_for_url(self, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = re.search(r"Hanji serves (http://\S+?)/  ", self.log)
-            if match:
-                url = match.group(1)
-                self._wait_ready(url, deadline)
-                return url
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hanji serve exited with {self.proc.returncode}:\n{self.log}")
-            time.sleep(0.05)
-        raise RuntimeError(f"hanji serve did not start in {timeout}s:\n{self.log}")
-
-    def _wait_ready(self, url: str, deadline: float) -> None:
-        # Applets activate right after listening; wait until the activation log settles.
-        while time.monotonic() < deadline:
-            if "Applet activation finished" in self.log:
-                return
-            time.sleep(0.05)
-
-    @property
-    def log(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def request(self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30) -> HttpAnswer:
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return HttpAnswer(resp.status, resp.headers, resp.read())
-        except urllib.error.HTTPError as err:
-            return HttpAnswer(err.code, err.headers, err.read())
-
-    def get(self, path: str, **kw: Any) -> HttpAnswer:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, data: bytes = b"", **kw: Any) -> HttpAnswer:
-        return self.request("POST", path, data=data, **kw)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"hanji serve did not stop within {timeout}s:\n{self.log}")
-        self._stderr.close()
-        return self.proc.returncode
+from server_process import APPLETS, TEST_APPLETS, ServerProcess
 
 
 @pytest.fixture

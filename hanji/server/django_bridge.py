@@ -8,6 +8,7 @@ deadline cannot keep the process (or a kernel) from exiting.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from typing import Any
 
@@ -41,6 +42,34 @@ class DjangoPool(ThreadPool):
         self._team.quit()
 
 
+# Headers by which a reverse proxy tells the path it serves the site under:
+# the de facto standard, and the two that jupyter-server-proxy sets.
+PREFIX_HEADERS = ("HTTP_X_FORWARDED_PREFIX", "HTTP_X_FORWARDED_CONTEXT", "HTTP_X_PROXYCONTEXTPATH")
+_SAFE_PREFIX = re.compile(r"(/[A-Za-z0-9._~%@:+\-]+)+")
+
+
+def proxy_prefix(environ: dict[str, Any]) -> str:
+    """Return the proxy path prefix of a request ('' if none or malformed); any thread."""
+    for key in PREFIX_HEADERS:
+        value = environ.get(key, "").strip().rstrip("/")
+        if value and _SAFE_PREFIX.fullmatch(value):
+            return value
+    return ""
+
+
+def with_proxy_prefix(app: Any) -> Any:
+    """Wrap a WSGI app so Django builds URLs under the proxy prefix (``reverse``,
+    redirects, ``{{ hanji_base }}``); runs in the Django pool."""
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        prefix = proxy_prefix(environ)
+        if prefix:
+            environ["SCRIPT_NAME"] = prefix + environ.get("SCRIPT_NAME", "")
+        return app(environ, start_response)
+
+    return application
+
+
 def wsgi_resource(reactor: Any, pool: ThreadPool) -> WSGIResource:
     """Return the WSGIResource serving Django's application on ``pool``.
 
@@ -48,4 +77,4 @@ def wsgi_resource(reactor: Any, pool: ThreadPool) -> WSGIResource:
     """
     from django.core.handlers.wsgi import WSGIHandler
 
-    return WSGIResource(reactor, pool, WSGIHandler())
+    return WSGIResource(reactor, pool, with_proxy_prefix(WSGIHandler()))

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import get_script_prefix
 
 from hanji.server import errors as _errors
 
@@ -25,17 +26,27 @@ def _card(record: Any, request: HttpRequest) -> dict[str, Any]:
         content, error = "", f"This applet's web UI failed to render; see logger hanji.applet.{record.id}."
     icon = None
     if record.static_dir is not None and (record.static_dir / record.applet.icon).is_file():
-        icon = f"/static/{record.id}/{record.applet.icon}"
+        icon = f"{get_script_prefix()}static/{record.id}/{record.applet.icon}"
     return {"applet": record.applet, "content": content, "icon": icon, "error": error,
             "has_help": record.static_dir is not None and (record.static_dir / "help.html").is_file()}
 
 
+def base_path(request: HttpRequest) -> dict[str, str]:
+    """Context processor: ``hanji_base``, the site's path prefix behind a proxy
+    (``''`` when served at the root); prefix site URLs in templates with it."""
+    return {"hanji_base": get_script_prefix().rstrip("/")}
+
+
 def home(request: HttpRequest) -> HttpResponse:
-    """Render the home page: every active applet with its web UI."""
+    """Render the home page: every active applet with its web UI, or only the one
+    named by ``?applet=<id>`` (what ``hanji.show`` frames)."""
     from hanji.server.runtime import current
 
     server = current()
     records = server.registry.active() if server is not None else []
-    failed = [r for r in server.registry.snapshot().values() if r.state == "failed"] if server else []
+    only = request.GET.get("applet")
+    if only:
+        records = [r for r in records if r.id == only]
+    failed = [r for r in server.registry.snapshot().values() if r.state == "failed"] if server and not only else []
     cards = [_card(r, request) for r in records]
     return render(request, "hanji/home.html", {"cards": cards, "failed": failed})

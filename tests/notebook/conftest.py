@@ -1,9 +1,4 @@
-"""Fixtures of the notebook tests: real kernels (see :mod:`kernels`).
-
-``ROOT`` and ``APPLETS`` are kept with the same values as in ``tests/conftest.py``:
-modules that do ``from conftest import ...`` may get this conftest when the whole
-suite is collected.
-"""
+"""Fixtures of the notebook tests: real kernels (see :mod:`kernels`)."""
 
 from __future__ import annotations
 

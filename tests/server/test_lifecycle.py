@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import APPLETS, ROOT
+from server_process import APPLETS, ROOT
 
 BROKEN = ROOT / "tests" / "applets_broken"
 

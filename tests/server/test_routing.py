@@ -121,3 +121,22 @@ def test_favicon(server):
     """/favicon.ico is Hanji's icon, so browsers log no 404 on any page."""
     answer = server.get("/favicon.ico")
     assert answer.status == 200 and answer.body.startswith(b"\x89PNG")
+
+
+def test_home_page_under_a_proxy_prefix(server):
+    """Behind a proxy that sends its path prefix, the page's links carry that prefix."""
+    prefix = "/user/ada/proxy/8899"
+    for header in ("X-Forwarded-Prefix", "X-ProxyContextPath"):
+        page = server.get("/", headers={header: prefix}).text
+        assert f'<script src="{prefix}/static/hanji/hanji.js">' in page
+        assert f'src="{prefix}/static/hello_world/icon.png"' in page
+        assert f'href="{prefix}/applets/notes/"' in page  # inside notes' content.html
+    page = server.get("/", headers={"X-Forwarded-Prefix": '/x"><script>alert(1)</script>'}).text
+    assert '<script src="/static/hanji/hanji.js">' in page  # a malformed prefix is ignored
+
+
+def test_home_page_for_one_applet(server):
+    """/?applet=<id> shows only that applet's card (what hanji.show frames)."""
+    page = server.get("/?applet=hello_world").text
+    assert 'id="applet-hello_world"' in page
+    assert 'id="applet-notes"' not in page and 'id="applet-echo"' not in page

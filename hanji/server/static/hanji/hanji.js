@@ -28,9 +28,17 @@
   "use strict";
   var hanji = global.hanji || {};
 
+  // The site's base path, read from this script's own URL, so that a site served
+  // under a proxy prefix (e.g. jupyter-server-proxy's /user/x/proxy/8899) works.
+  var scriptSrc = (global.document && global.document.currentScript && global.document.currentScript.src) || "";
+  var siteBase = scriptSrc.indexOf("/static/hanji/hanji.js") >= 0
+    ? new URL(scriptSrc.slice(0, scriptSrc.indexOf("/static/hanji/hanji.js")), global.location.href).pathname.replace(/\/+$/, "")
+    : "";
+  hanji.base = siteBase;
+
   function resUrl(appletId, path, base) {
     var clean = String(path || "").replace(/^\/+/, "");
-    return (base || "") + "/res/" + encodeURIComponent(appletId) + "/" + clean;
+    return (base === undefined ? siteBase : base) + "/res/" + encodeURIComponent(appletId) + "/" + clean;
   }
 
   hanji.callback = function (appletId, path, data, options) {
@@ -63,7 +71,7 @@
 
   function wsUrl(appletId, path, base) {
     var loc = global.location;
-    var origin = base || ((loc.protocol === "https:" ? "wss://" : "ws://") + loc.host);
+    var origin = base || ((loc.protocol === "https:" ? "wss://" : "ws://") + loc.host + siteBase);
     var clean = String(path || "").replace(/^\/+/, "");
     return origin + "/ws/" + encodeURIComponent(appletId) + "/" + clean;
   }
