@@ -53,6 +53,7 @@ def serve(args: argparse.Namespace) -> int:
     server = HanjiServer(
         reactor, setup, host=args.host, port=args.port,
         django_threads=args.django_threads, drain_timeout=args.drain_timeout,
+        access_log=args.access_log,
     )
     status = {"code": 0}
 
@@ -67,6 +68,10 @@ def serve(args: argparse.Namespace) -> int:
         print(f"Hanji serves {server.url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
         server.start()
 
+    # Hand the GIL round every 1 ms instead of 5 ms: CPU-bound Django views then
+    # delay the reactor about half as much (bench/FINDINGS.md, D). The process is
+    # ours here; in a kernel it is the user's, so only `hanji serve` does this.
+    sys.setswitchinterval(0.001)
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", server.shutdown)
     reactor.run()
@@ -172,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="data directory (default ./.hanji or $HANJI_DATA)")
     p.add_argument("--django-threads", type=int, default=10, metavar="N")
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=serve)
 

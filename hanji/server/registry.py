@@ -9,6 +9,7 @@ any thread see consistent snapshots because every change replaces the whole mapp
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import re
@@ -41,11 +42,19 @@ class AppletRecord:
     def id(self) -> str:
         return str(self.applet.id)
 
-    @property
+    # Computed once per record (per activation): the site reads them per request.
+    @functools.cached_property
     def static_dir(self) -> Path | None:
         if self.path is not None and (self.path / "static").is_dir():
             return self.path / "static"
         return None
+
+    @functools.cached_property
+    def static_folder(self) -> Any:
+        """The twisted.web resource serving ``static_dir`` (None without one)."""
+        from hanji.server.static import folder
+
+        return folder(self.static_dir) if self.static_dir is not None else None
 
     @property
     def template_dir(self) -> Path | None:

@@ -50,6 +50,7 @@ class HanjiServer:
         port: int = 8899,
         django_threads: int = 10,
         drain_timeout: float = 10.0,
+        access_log: str | None = None,
     ) -> None:
         global _current
         self.reactor = reactor
@@ -60,7 +61,7 @@ class HanjiServer:
         self.registry = Registry()
         self.pool = DjangoPool(django_threads)
         self.django_resource = wsgi_resource(reactor, self.pool)
-        self.site: HanjiSite = build_site(self)
+        self.site: HanjiSite = build_site(self, access_log)
         self.listening_port: Any = None
         self._swap_lock = defer.DeferredLock()
         self._django_patterns_version = 0

@@ -48,13 +48,22 @@ class HanjiRequest(server.Request):
 
 
 class HanjiSite(server.Site):
-    """The site; ``in_flight`` holds the requests not finished yet (reactor thread)."""
+    """The site; ``in_flight`` holds the requests not finished yet (reactor thread).
+
+    The access log is opt-in (``hanji serve --access-log PATH``), written by Twisted
+    straight to its file: formatting a line per request through Python logging
+    halved the requests/s of a trivial resource (bench/FINDINGS.md, A).
+    """
 
     requestFactory = HanjiRequest
 
-    def __init__(self, root: resource.IResource, **kwargs: Any) -> None:
-        super().__init__(root, **kwargs)
+    def __init__(self, root: resource.IResource, access_log: str | None = None, **kwargs: Any) -> None:
+        super().__init__(root, logPath=access_log, **kwargs)
         self.in_flight: set[HanjiRequest] = set()
+
+    def log(self, request: Any) -> None:
+        if self.logPath is not None:
+            super().log(request)
 
 
 class NotFoundPage(resource.Resource):
@@ -147,10 +156,11 @@ class HanjiRoot(resource.Resource):
         record = self.hanji.registry.snapshot().get(segments[0])
         if record is None or record.state != "active":
             return self._unknown(request, segments[0])
-        if record.static_dir is None:
+        folder = record.static_folder
+        if folder is None:
             return NotFoundPage(f"applet '{record.id}' has no static/ folder.")
         self._consume(request, 1)
-        return static.folder(record.static_dir)
+        return folder
 
     def _mounted(self, request: Any, kind: str, prefix: str) -> Any:
         segments = _segments(request)
@@ -174,8 +184,9 @@ class HanjiRoot(resource.Resource):
         return res
 
 
-def build_site(hanji_server: HanjiServer) -> HanjiSite:
-    """Return the site serving ``hanji_server``'s routes; reactor thread."""
-    site = HanjiSite(HanjiRoot(hanji_server))  # type: ignore[arg-type]
+def build_site(hanji_server: HanjiServer, access_log: str | None = None) -> HanjiSite:
+    """Return the site serving ``hanji_server``'s routes, with an access log file if
+    ``access_log`` names one; reactor thread."""
+    site = HanjiSite(HanjiRoot(hanji_server), access_log)  # type: ignore[arg-type]
     site.displayTracebacks = False
     return site

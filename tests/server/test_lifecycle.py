@@ -147,3 +147,15 @@ def test_port_taken_is_a_clear_error(start_server, tmp_path):
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 1
     assert "Pick another port with --port" in out.stderr
+
+
+def test_access_log_is_opt_in(start_server, tmp_path):
+    """No access line is logged by default; --access-log PATH writes one per request there."""
+    quiet = start_server([ROOT / "tests" / "applets"])
+    quiet.get("/res/contract/json")
+    assert "GET /res/contract/json" not in quiet.log
+    path = tmp_path / "access.log"
+    loud = start_server([ROOT / "tests" / "applets"], args=["--access-log", str(path)])
+    loud.get("/res/contract/json")
+    assert loud.stop() == 0
+    assert '"GET /res/contract/json HTTP/1.1" 200' in path.read_text()
