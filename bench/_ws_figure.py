@@ -18,7 +18,7 @@ FANOUT_CONNS = 1000
 # Hanji pings an idle connection after 20 s of silence (TwAppletWebSocket.ping_interval):
 # the idle window covers one full ping period, so the figure includes the keepalive.
 IDLE_SECONDS = 21.0
-BROADCASTS = 5
+BROADCASTS = 15
 
 
 def bare_websocket(cores: Cores) -> Server:
