@@ -1,18 +1,26 @@
 """Hanji's exceptions, in one place.
 
     HanjiError
-    ├── AppletError            (carries ``applet_id``)
-    │   ├── AppletNotFound     an id that no active applet has
-    │   ├── AppletImportError  an applet package that failed to import
+    ├── AppletError              (carries ``applet_id``)
+    │   ├── AppletNotFound       an id that no active applet has
+    │   ├── AppletImportError    an applet package that failed to import
     │   └── AppletActivationError  ``on_activate`` raised
-    ├── WrongThreadError       a function called on the wrong thread
-    └── ServerNotRunning       the server is not started (or was stopped)
+    ├── WrongThreadError         a function called on the wrong thread
+    ├── ServerNotRunning         the server is not started (or was stopped)
+    ├── WebSocketRefused         raised in ``accept()``: refuse with an HTTP status
+    ├── WebSocketClosed          a notebook websocket client is closed
+    ├── WebSocketHandshakeError  the server refused a notebook websocket client
+    └── HTTPStatusError          a notebook ``Response`` had a 4xx/5xx status
+
+The notebook's ``NotLoaded`` and ``UnknownApplet`` (:mod:`hanji.notebook._usage`) are
+``ServerNotRunning`` and ``AppletNotFound`` that IPython shows as one line.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class HanjiError(Exception):
@@ -57,3 +65,35 @@ class WrongThreadError(HanjiError):
 
 class ServerNotRunning(HanjiError):
     """The Hanji server is not running: start it first."""
+
+
+class WebSocketRefused(HanjiError):
+    """Raise in ``TwAppletWebSocket.accept()`` to refuse with an HTTP status (default 403)."""
+
+    def __init__(self, status: int = 403, message: str = "") -> None:
+        super().__init__(message or f"HTTP {status}")
+        self.status = status
+        self.message = message
+
+
+class WebSocketClosed(HanjiError):
+    """The websocket is closed: nothing more can be sent, and no message is left."""
+
+
+class WebSocketHandshakeError(HanjiError):
+    """The server refused the websocket (``status`` and ``body`` say why)."""
+
+    def __init__(self, url: str, status: int, body: str) -> None:
+        super().__init__(f"{url} refused the connection: HTTP {status}. {body.strip()[:300]}")
+        self.status, self.body = status, body
+
+
+class HTTPStatusError(HanjiError):
+    """A response had a 4xx or 5xx status (raised by ``Response.raise_for_status()``)."""
+
+    def __init__(self, response: Any) -> None:
+        super().__init__(
+            f"{response.method} {response.path} answered {response.status} {response.reason}: "
+            f"{response.text[:200].strip()}"
+        )
+        self.response = response

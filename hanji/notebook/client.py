@@ -21,23 +21,12 @@ from urllib.parse import quote, urlencode
 from IPython.core.error import UsageError
 from twisted.internet import defer
 
-from hanji._exceptions import HanjiError
+from hanji._exceptions import HTTPStatusError
 from hanji._threads import assert_reactor_thread
 from hanji.notebook.session import running_session
 
 SitePath = Union[str, tuple[str, str]]
 DEFAULT_TIMEOUT = 30.0
-
-
-class HTTPStatusError(HanjiError):
-    """A response had a 4xx or 5xx status (raised by :meth:`Response.raise_for_status`)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(
-            f"{response.method} {response.path} answered {response.status} {response.reason}: "
-            f"{response.text[:200].strip()}"
-        )
-        self.response = response
 
 
 class Headers(Mapping[str, str]):

@@ -31,7 +31,7 @@ from collections import deque
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
 
-from hanji._exceptions import HanjiError, WrongThreadError
+from hanji._exceptions import WebSocketClosed, WebSocketHandshakeError, WrongThreadError
 from hanji._threads import in_reactor_thread
 
 __all__ = ["WebSocketClient", "WebSocketClosed", "WebSocketHandshakeError", "ws"]
@@ -42,18 +42,6 @@ DEFAULT_URL = "http://127.0.0.1:8899"
 _UNSET: Any = object()
 
 Message = Any  # str (text), bytes (binary), or a decoded JSON value with json=True
-
-
-class WebSocketClosed(HanjiError):
-    """The websocket is closed: nothing more can be sent, and no message is left."""
-
-
-class WebSocketHandshakeError(HanjiError):
-    """The server refused the websocket (``status`` and ``body`` say why)."""
-
-    def __init__(self, url: str, status: int, body: str) -> None:
-        super().__init__(f"{url} refused the connection: HTTP {status}. {body.strip()[:300]}")
-        self.status, self.body = status, body
 
 
 def default_base_url() -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import traceback
 from typing import Any, Callable
 
 from twisted.internet import defer

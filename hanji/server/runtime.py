@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from pathlib import Path
 from typing import Any, Callable
 
 from twisted.internet import defer, error as net_error

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from twisted.web.resource import IResource
 
 from hanji import _threads
+from hanji._exceptions import WebSocketRefused
 
 if TYPE_CHECKING:
     from hanji.server._ws_link import Link
@@ -53,15 +54,6 @@ NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR = 1000, 1001, 1006, 1009, 
 
 # Open connections by endpoint class, for broadcast(); reactor thread only.
 _open: dict[type, dict[Link, None]] = {}
-
-
-class WebSocketRefused(Exception):
-    """Raise in ``accept()`` to refuse a connection with an HTTP status (default 403)."""
-
-    def __init__(self, status: int = 403, message: str = "") -> None:
-        super().__init__(message or f"HTTP {status}")
-        self.status = status
-        self.message = message
 
 
 def _reactor() -> Any:
