@@ -2,7 +2,7 @@
 
     .venv/bin/pip install py-spy
     .venv/bin/python bench/profile.py hanji /res/benchapp/hello
-    .venv/bin/python bench/profile.py hanji /res/benchapp/hello --patches no-access-log
+    .venv/bin/python bench/profile.py hanji /res/benchapp/hello --patches before-access-log
     .venv/bin/python bench/profile.py bare-twisted /res/benchapp/hello
 
 The server is pinned to the server core and loaded by wrk (20 connections) on the

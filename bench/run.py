@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py                 # everything (what `make bench` runs)
     .venv/bin/python bench/run.py --only 1,2      # some figures, written to bench/raw/
-    .venv/bin/python bench/run.py --only 1 --patches no-access-log   # try a fix
+    .venv/bin/python bench/run.py --only 1 --patches before-access-log   # Hanji as it was
 
 Each server is its own process pinned to one core, the load generators (wrk and the
 Python clients) to another. Pairs run A B A B; ratios are taken pair by pair and the
@@ -35,8 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
     p.add_argument("--connections", type=int, default=20, help="wrk connections (default 20)")
     p.add_argument("--memory-requests", type=int, default=100_000, help="figure 7 step (default 100000)")
-    p.add_argument("--patches", default="", help="run Hanji with these fixes from servers/hanji_patched.py")
-    p.add_argument("--no-fixes", action="store_true", help="skip the Hanji-with-a-fix variants in figures 1-3")
+    p.add_argument("--patches", default="", help="run Hanji with these patches from servers/hanji_patched.py")
+    p.add_argument("--no-fixes", action="store_true", help="skip the Hanji-before-a-fix variants (figures 1-4)")
     p.add_argument("--output", type=Path, help="where to write the results "
                    "(default bench/RESULTS.md for a full unpatched run, else bench/raw/RESULTS-partial.md)")
     return p.parse_args(argv)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if {"1", "2", "3", "4"} & set(figures):
             servers = {"hanji": start(S.hanji(cores, patches=args.patches))}
             if {"1", "2", "3"} & set(figures) and not args.patches and not args.no_fixes:
-                for _, patches, figs in http_figs.FIX_VARIANTS:
+                for _, patches, figs in http_figs.BEFORE_VARIANTS:
                     if not set(figs) & set(figures):
                         continue
                     key = http_figs.variant_key(patches)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("bench: figure 4 …", file=sys.stderr, flush=True)
                 variant = None
                 if not args.patches and not args.no_fixes:
-                    variant = start(S.hanji(cores, "hanji-switch-1ms", patches=http_figs.GIL_VARIANT[1]))
+                    variant = start(S.hanji(cores, "hanji-before-switch", patches=http_figs.GIL_VARIANT[1]))
                     servers["hanji-switch"] = variant
                 http_figs.figure_4(report, wrk, servers["hanji"], args.rounds, S.DJANGO_THREADS, variant)
             for s in list(servers.values()):

@@ -1,10 +1,12 @@
-"""Run ``hanji serve`` with proposed fixes applied in memory, to measure their gain.
+"""Run ``hanji serve`` with one behaviour changed in memory, to measure what it costs.
 
     python hanji_patched.py PATCH[,PATCH...] serve --port 0 ...
 
-Nothing in hanji/ is edited: each patch replaces one function at start-up, the way the
-fix described in RESULTS.md would change it. Used by ``bench/run.py --patches`` and
-the "what a fix gains" figures; the plain figures always run the unpatched server.
+Nothing in hanji/ is edited: each patch replaces one function or attribute at
+start-up. The ``before-*`` patches put back, in memory, what Hanji did before the
+fixes of bench/FINDINGS.md (commit f40b50d), so that every run of bench/run.py
+measures what each fix gains, side by side with the fixed server. The others remove
+a piece of Hanji's work to attribute its cost (used with bench/profile.py).
 """
 
 from __future__ import annotations
@@ -23,36 +25,40 @@ def patch(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
     return register
 
 
-@patch("no-access-log")
-def _no_access_log() -> None:
-    """Do not write a per-request access log line at all (HanjiSite.log is a no-op)."""
-    from hanji.server.site import HanjiSite
-
-    HanjiSite.log = lambda self, request: None  # type: ignore[method-assign]
-
-
-@patch("access-log-file")
-def _access_log_file() -> None:
-    """Write the access log to <data>/access.log with a 64 kB buffer, instead of
-    through Twisted's global log -> STDLibLogObserver -> two flushing handlers."""
-    import os
+@patch("before-access-log")
+def _before_access_log() -> None:
+    """Before fix A: an access line per request through Twisted's global log, which
+    ``hanji serve`` hands to Python logging (stderr and hanji.log, flushed per line)."""
+    from twisted.web import server
 
     from hanji.server.site import HanjiSite
 
-    def startFactory(self: Any) -> None:
-        if self._logDateTimeCall is None:
-            self._updateLogDateTime()
-        path = os.path.join(os.environ.get("HANJI_DATA", "."), "access.log")
-        self._logFile = open(path, "a", 65536, newline="\n")
+    HanjiSite.log = server.Site.log  # type: ignore[method-assign]
 
-    def stopFactory(self: Any) -> None:
-        log_file = getattr(self, "_logFile", None)
-        if log_file is not None and hasattr(log_file, "close"):
-            log_file.close()
-        self._logFile = None
 
-    HanjiSite.startFactory = startFactory  # type: ignore[method-assign]
-    HanjiSite.stopFactory = stopFactory  # type: ignore[method-assign]
+@patch("before-static")
+def _before_static() -> None:
+    """Before fix C: a new StaticFolder per request, and ``static_dir`` stat()ed on
+    every read."""
+    from hanji.server import registry, static
+
+    cls = registry.AppletRecord
+    compute = cls.__dict__["static_dir"]
+    compute = getattr(compute, "func", None) or compute.fget
+
+    def static_folder(self: Any) -> Any:
+        directory = self.static_dir
+        return static.folder(directory) if directory is not None else None
+
+    cls.static_dir = property(compute)  # type: ignore[assignment]
+    cls.static_folder = property(static_folder)  # type: ignore[assignment]
+
+
+@patch("before-switch-interval")
+def _before_switch_interval() -> None:
+    """Before fix D: keep CPython's default GIL switch interval (5 ms); ``hanji serve``
+    now sets 1 ms, so the call is made a no-op for this process."""
+    sys.setswitchinterval = lambda interval: None  # type: ignore[assignment]
 
 
 @patch("no-in-flight")
@@ -71,34 +77,6 @@ def _untracked() -> None:
     from hanji.server import tracking
 
     tracking.install = lambda reactor: None
-
-
-@patch("static-cache")
-def _static_cache() -> None:
-    """Build each applet's StaticFolder once (per directory) instead of once per
-    request, and remember AppletRecord.static_dir instead of stat()ing it twice per
-    request."""
-    import functools
-
-    from hanji.server import registry, static
-
-    static.folder = functools.lru_cache(maxsize=256)(static.folder)
-    original = registry.AppletRecord.static_dir.fget
-
-    def static_dir(self: Any) -> Any:
-        try:
-            return self.__dict__["_bench_static_dir"]
-        except KeyError:
-            value = self.__dict__["_bench_static_dir"] = original(self)
-            return value
-
-    registry.AppletRecord.static_dir = property(static_dir)  # type: ignore[assignment]
-
-
-@patch("switch-1ms")
-def _switch_1ms() -> None:
-    """Ask CPU-bound threads to hand over the GIL every 1 ms instead of 5 ms."""
-    sys.setswitchinterval(0.001)
 
 
 def main() -> int:
