@@ -92,6 +92,8 @@ def proc_threads(pid: int) -> int:
 class Server:
     """One server process, started pinned, stopped by its own pid."""
 
+    _count = 0
+
     def __init__(
         self,
         name: str,
@@ -113,7 +115,8 @@ class Server:
         self.cwd = cwd or ROOT
         self.url_pattern = url_pattern
         self.ready_log = ready_log
-        self.log_path = RAW / f"server-{name}.log"
+        Server._count += 1
+        self.log_path = RAW / "servers" / f"{Server._count:02d}-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_seconds: float | None = None
 
@@ -136,6 +139,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> Server:
         """Start the process and wait until ``ready_path`` answers 200."""
         t0 = time.monotonic()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd

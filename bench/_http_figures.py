@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 import subprocess
 import time
 from typing import Sequence
@@ -16,13 +17,38 @@ from _report import Report, wrk_table
 
 @dataclasses.dataclass
 class Contender:
+    """One side of a comparison: a label, which server (a key of the Pool) and which path."""
+
     label: str
-    server: Server
+    key: str
     path: str
 
-    @property
-    def url(self) -> str:
-        return self.server.base + self.path
+
+class Pool:
+    """Server processes by key. ``fresh()`` stops the running ones and starts new ones, so
+    each round of a comparison runs on new processes: how a process happens to be laid
+    out in memory (hash seeds, addresses) moves its speed by a few per cent, and the
+    median of pairs then covers that variation instead of drawing it once."""
+
+    def __init__(self, factories: dict[str, Callable[[], Server]], start: Callable[[Server], Server],
+                 stop: Callable[[Server], None]) -> None:
+        self.factories = factories
+        self._start, self._stop = start, stop
+        self.live: dict[str, Server] = {}
+
+    def has(self, key: str) -> bool:
+        return key in self.factories
+
+    def fresh(self, keys: Sequence[str]) -> dict[str, Server]:
+        self.close()
+        for key in dict.fromkeys(keys):
+            self.live[key] = self._start(self.factories[key]())
+        return dict(self.live)
+
+    def close(self) -> None:
+        for server in self.live.values():
+            self._stop(server)
+        self.live = {}
 
 
 # A saturated server uses its whole core; a run where it got less than this share of
@@ -38,27 +64,31 @@ def verdict(value: float | None, target: float, higher_is_better: bool = True) -
     return "met" if ok else "**missed**"
 
 
-def alternate(wrk: Wrk, contenders: Sequence[Contender], rounds: int) -> dict[str, list[WrkResult]]:
-    """Warm each contender up for 1 s, then run them A B (C) A B (C) ... ``rounds`` times."""
-    for c in contenders:
-        wrk.run(f"warm-up {c.label}", c.url, c.server, duration=1)
+def alternate(wrk: Wrk, pool: Pool, contenders: Sequence[Contender], rounds: int) -> dict[str, list[WrkResult]]:
+    """Run the contenders A B (C) A B (C) ... ``rounds`` times, each round on fresh server
+    processes warmed up for 1 s each."""
     results: dict[str, list[WrkResult]] = {c.label: [] for c in contenders}
     retries = rounds  # bounded: at most as many repeated rounds as rounds
     done = 0
     while done < rounds:
-        runs = [wrk.run(c.label, c.url, c.server) for c in contenders]
-        starved = [r for r in runs if r.cpu_share is not None and r.cpu_share < MIN_CPU_SHARE]
-        if starved and retries > 0:
+        servers = pool.fresh([c.key for c in contenders])
+        for c in contenders:
+            wrk.run(f"warm-up {c.label}", servers[c.key].base + c.path, servers[c.key], duration=1)
+        while True:
+            runs = [wrk.run(c.label, servers[c.key].base + c.path, servers[c.key]) for c in contenders]
+            starved = [r for r in runs if r.cpu_share is not None and r.cpu_share < MIN_CPU_SHARE]
+            if not starved or retries <= 0:
+                break
             # Another process took the server core: this round says nothing about the
             # servers. Keep it in the discarded list and run the round again.
             retries -= 1
             for r in runs:
                 r.label += " (discarded: server core shared)"
                 DISCARDED.append(r)
-            continue
         for c, r in zip(contenders, runs):
             results[c.label].append(r)
         done += 1
+    pool.close()
     return results
 
 
@@ -114,9 +144,9 @@ def variant_key(patches: str) -> str:
     return "hanji+" + patches
 
 
-def _variants(servers: dict[str, Server], path: str, fig: str) -> list[Contender]:
-    return [Contender(label, servers[variant_key(p)], path) for label, p, figs in BEFORE_VARIANTS
-            if variant_key(p) in servers and fig in figs]
+def _variants(pool: Pool, path: str, fig: str) -> list[Contender]:
+    return [Contender(label, variant_key(p), path) for label, p, figs in BEFORE_VARIANTS
+            if pool.has(variant_key(p)) and fig in figs]
 
 
 def _variant_rows(report: Report, fig: str, title: str, variants: list[Contender], base: Contender,
@@ -130,13 +160,13 @@ def _variant_rows(report: Report, fig: str, title: str, variants: list[Contender
                    "", f"the fix gains × {fmt(median(gain), '.2f')}")
 
 
-def figures_1_to_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int, which: set[str]) -> None:
+def figures_1_to_3(report: Report, wrk: Wrk, pool: Pool, rounds: int, which: set[str]) -> None:
     if "1" in which:
-        figure_1(report, wrk, servers, rounds)
+        figure_1(report, wrk, pool, rounds)
     if "2" in which:
-        figure_2(report, wrk, servers, rounds)
+        figure_2(report, wrk, pool, rounds)
     if "3" in which:
-        figure_3(report, wrk, servers, rounds)
+        figure_3(report, wrk, pool, rounds)
 
 
 def _fix_text(variants: list[Contender]) -> str:
@@ -146,12 +176,12 @@ def _fix_text(variants: list[Contender]) -> str:
             "(`bench/servers/hanji_patched.py`, see the findings below), run in the same rounds.")
 
 
-def figure_1(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
+def figure_1(report: Report, wrk: Wrk, pool: Pool, rounds: int) -> None:
     """A TwAppletResource through Hanji vs the same resource on a bare Site."""
-    a = Contender("Hanji", servers["hanji"], S.RES_PATH)
-    b = Contender("bare twisted.web Site", servers["bare-twisted"], S.RES_PATH)
-    variants = _variants(servers, S.RES_PATH, "1")
-    res = alternate(wrk, [a, *variants, b], rounds)
+    a = Contender("Hanji", "hanji", S.RES_PATH)
+    b = Contender("bare twisted.web Site", "bare-twisted", S.RES_PATH)
+    variants = _variants(pool, S.RES_PATH, "1")
+    res = alternate(wrk, pool, [a, *variants, b], rounds)
     _check_ok(report, res)
     compare(report, "1", "trivial TwAppletResource", a, b, res, 0.90, "≥ 0.90")
     _variant_rows(report, "1", "trivial TwAppletResource", variants, b, a, res)
@@ -163,16 +193,16 @@ def figure_1(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) 
     )
 
 
-def figure_2(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
+def figure_2(report: Report, wrk: Wrk, pool: Pool, rounds: int) -> None:
     """A trivial Django view: Hanji vs bare WSGIResource vs daphne."""
-    a = Contender("Hanji", servers["hanji"], S.DJANGO_PATH)
-    b = Contender("bare WSGIResource", servers["bare-wsgi"], S.DJANGO_PATH)
-    variants = _variants(servers, S.DJANGO_PATH, "2")
+    a = Contender("Hanji", "hanji", S.DJANGO_PATH)
+    b = Contender("bare WSGIResource", "bare-wsgi", S.DJANGO_PATH)
+    variants = _variants(pool, S.DJANGO_PATH, "2")
     contenders = [a, *variants, b]
-    d = Contender("daphne (ASGI)", servers["daphne"], S.DJANGO_PATH) if "daphne" in servers else None
+    d = Contender("daphne (ASGI)", "daphne", S.DJANGO_PATH) if pool.has("daphne") else None
     if d is not None:
         contenders.append(d)
-    res = alternate(wrk, contenders, rounds)
+    res = alternate(wrk, pool, contenders, rounds)
     _check_ok(report, res)
     compare(report, "2", "trivial Django view", a, b, res, 0.95, "≥ 0.95")
     _variant_rows(report, "2", "trivial Django view", variants, b, a, res)
@@ -198,12 +228,12 @@ def figure_2(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) 
     )
 
 
-def figure_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) -> None:
+def figure_3(report: Report, wrk: Wrk, pool: Pool, rounds: int) -> None:
     """A 10 kB static file through Hanji vs a bare static.File."""
-    a = Contender("Hanji", servers["hanji"], S.STATIC_PATH)
-    b = Contender("bare static.File", servers["bare-twisted"], S.STATIC_PATH)
-    variants = _variants(servers, S.STATIC_PATH, "3")
-    res = alternate(wrk, [a, *variants, b], rounds)
+    a = Contender("Hanji", "hanji", S.STATIC_PATH)
+    b = Contender("bare static.File", "bare-twisted", S.STATIC_PATH)
+    variants = _variants(pool, S.STATIC_PATH, "3")
+    res = alternate(wrk, pool, [a, *variants, b], rounds)
     _check_ok(report, res)
     compare(report, "3", "10 kB static file", a, b, res, None, "(none set)")
     _variant_rows(report, "3", "10 kB static file", variants, b, a, res)
@@ -220,8 +250,18 @@ def figure_3(report: Report, wrk: Wrk, servers: dict[str, Server], rounds: int) 
 GIL_VARIANT = ("Hanji before fix D (GIL switch interval 5 ms)", "before-switch-interval")
 
 
-def figure_4(report: Report, wrk: Wrk, hanji: Server, rounds: int, threads: int,
-             variant: Server | None = None) -> None:
+def figure_4(report: Report, wrk: Wrk, pool: Pool, rounds: int, threads: int) -> None:
+    """Figure 4 on fresh processes of Hanji (and Hanji before fix D, if the pool has it)."""
+    keys = ["hanji"] + (["hanji-before-switch"] if pool.has("hanji-before-switch") else [])
+    servers = pool.fresh(keys)
+    try:
+        _figure_4(report, wrk, servers["hanji"], rounds, threads, servers.get("hanji-before-switch"))
+    finally:
+        pool.close()
+
+
+def _figure_4(report: Report, wrk: Wrk, hanji: Server, rounds: int, threads: int,
+              variant: Server | None = None) -> None:
     """p50/p99 of /res with 1 connection: idle, while 2x pool-size views sleep, while
     CPU views run (and, with ``variant``, the CPU case again on Hanji before fix D)."""
     probe_kw = {"connections": 1}

@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -31,11 +32,16 @@ ALL = ("1", "2", "3", "4", "5", "6", "7")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(ALL), help="figures to run, e.g. 1,2,7 (default: all)")
-    p.add_argument("--rounds", type=int, default=3, help="A/B pairs per comparison (default 3)")
-    p.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="A/B rounds per comparison in figures 1-3, each on fresh processes (default 5; "
+                   "figures 4 and 5 use at most 3)")
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run (default 3)")
     p.add_argument("--connections", type=int, default=20, help="wrk connections (default 20)")
     p.add_argument("--memory-requests", type=int, default=100_000, help="figure 7 step (default 100000)")
     p.add_argument("--patches", default="", help="run Hanji with these patches from servers/hanji_patched.py")
+    p.add_argument("--variant", action="append", default=[], metavar="PATCHES",
+                   help="in figures 1-3, run Hanji with these patches beside Hanji (repeatable; "
+                   "replaces the before-fix variants)")
     p.add_argument("--no-fixes", action="store_true", help="skip the Hanji-before-a-fix variants (figures 1-4)")
     p.add_argument("--output", type=Path, help="where to write the results "
                    "(default bench/RESULTS.md for a full unpatched run, else bench/raw/RESULTS-partial.md)")
@@ -68,10 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     started: list[Server] = []
 
     def start(server: Server) -> Server:
-        print(f"bench: starting {server.name} …", file=sys.stderr, flush=True)
         started.append(server)
         server.start()
-        print(f"bench:   {server.name} ready at {server.base} in {server.start_seconds:.1f} s", file=sys.stderr, flush=True)
+        print(f"bench: {server.name} ready at {server.base} in {server.start_seconds:.1f} s", file=sys.stderr, flush=True)
         return server
 
     def stop(server: Server) -> None:
@@ -85,30 +90,28 @@ def main(argv: list[str] | None = None) -> int:
     report.note(f"Load average at start: {loadavg()}.")
     try:
         if {"1", "2", "3", "4"} & set(figures):
-            servers = {"hanji": start(S.hanji(cores, patches=args.patches))}
-            if {"1", "2", "3"} & set(figures) and not args.patches and not args.no_fixes:
+            factories: dict[str, Callable[[], Server]] = {"hanji": lambda: S.hanji(cores, patches=args.patches)}
+            if args.variant:
+                # Experiments: replace the before-fix variants with the given patch sets.
+                http_figs.BEFORE_VARIANTS[:] = [(f"Hanji with {v}", v, ("1", "2", "3")) for v in args.variant]
+            if not args.patches and not args.no_fixes:
                 for _, patches, figs in http_figs.BEFORE_VARIANTS:
-                    if not set(figs) & set(figures):
-                        continue
                     key = http_figs.variant_key(patches)
-                    servers[key] = start(S.hanji(cores, key.replace("+", "-").replace(",", "-"), patches=patches))
-            if {"1", "3"} & set(figures):
-                servers["bare-twisted"] = start(S.bare_twisted(cores))
-            if "2" in figures:
-                servers["bare-wsgi"] = start(S.bare_wsgi(cores))
-                if S.daphne_available():
-                    servers["daphne"] = start(S.daphne(cores))
+                    tag = key.replace("+", "-").replace(",", "-")
+                    factories[key] = lambda tag=tag, patches=patches: S.hanji(cores, tag, patches=patches)
+                factories["hanji-before-switch"] = lambda: S.hanji(cores, "hanji-before-switch",
+                                                                   patches=http_figs.GIL_VARIANT[1])
+            factories["bare-twisted"] = lambda: S.bare_twisted(cores)
+            factories["bare-wsgi"] = lambda: S.bare_wsgi(cores)
+            if S.daphne_available():
+                factories["daphne"] = lambda: S.daphne(cores)
+            pool = http_figs.Pool(factories, start, stop)
             print("bench: figures 1-3 …", file=sys.stderr, flush=True)
-            http_figs.figures_1_to_3(report, wrk, servers, args.rounds, set(figures))
+            http_figs.figures_1_to_3(report, wrk, pool, args.rounds, set(figures))
             if "4" in figures:
                 print("bench: figure 4 …", file=sys.stderr, flush=True)
-                variant = None
-                if not args.patches and not args.no_fixes:
-                    variant = start(S.hanji(cores, "hanji-before-switch", patches=http_figs.GIL_VARIANT[1]))
-                    servers["hanji-switch"] = variant
-                http_figs.figure_4(report, wrk, servers["hanji"], args.rounds, S.DJANGO_THREADS, variant)
-            for s in list(servers.values()):
-                stop(s)
+                http_figs.figure_4(report, wrk, pool, min(args.rounds, 3), S.DJANGO_THREADS)
+            pool.close()
         if "5" in figures:
             print("bench: figure 5 (websockets) …", file=sys.stderr, flush=True)
             import _ws_figure
