@@ -5,6 +5,7 @@
     │   ├── AppletNotFound       an id that no active applet has
     │   ├── AppletImportError    an applet package that failed to import
     │   └── AppletActivationError  ``on_activate`` raised
+    ├── MissingArgument          ``request.args[name]`` without that argument (also a KeyError; a 400)
     ├── WrongThreadError         a function called on the wrong thread
     ├── ServerNotRunning         the server is not started (or was stopped)
     ├── WebSocketRefused         raised in ``accept()``: refuse with an HTTP status
@@ -57,6 +58,17 @@ class AppletImportError(AppletError):
 
 class AppletActivationError(AppletError):
     """An applet's ``on_activate`` raised."""
+
+
+class MissingArgument(HanjiError, KeyError):
+    """A request lacks an argument a resource reads; the render contract answers 400."""
+
+    def __init__(self, name: Any) -> None:
+        super().__init__(name)
+        self.name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+
+    def __str__(self) -> str:
+        return f"missing request argument {self.name!r}"
 
 
 class WrongThreadError(HanjiError):

@@ -34,6 +34,11 @@ class DjangoPool(ThreadPool):
     def _generateName(self) -> str:
         return f"HanjiDjango-{next(self._names)}"
 
+    def busy(self) -> int:
+        """Return how many tasks run or wait in the pool (any thread)."""
+        stats = self._team.statistics()
+        return int(stats.busyWorkerCount + stats.backloggedWorkCount)
+
     def stop_without_waiting(self) -> None:
         """Ask every worker to quit without joining them (a stuck worker stays
         behind as a daemon thread); any thread."""

@@ -106,8 +106,8 @@ def _populate(packages: dict[str, Path]) -> dict[str, str]:
                 raise
             text = traceback.format_exc()
             failures[name] = text
-            log.error("Applet '%s' failed to import; the others go on:\n%s", name, text)
-            _errors.report(name, f"import of applet package '{name}'", text)
+            _errors.report_failure(name, f"import of applet package '{name}'", text,
+                                   f"Applet '{name}' failed to import; the others go on")
             del installed[name]
             for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
                 del sys.modules[mod]

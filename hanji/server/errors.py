@@ -8,6 +8,7 @@ traceback *and* appended here, so a notebook can show them in the next cell
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections import deque
@@ -41,6 +42,15 @@ def report(applet_id: str, where: str, traceback_text: str) -> AppletErrorRecord
         record = AppletErrorRecord(applet_id, where, traceback_text, time.time(), _seq)
         _log.append(record)
     return record
+
+
+def report_failure(applet_id: str, where: str, text: str, message: str | None = None) -> AppletErrorRecord:
+    """Log an applet's error with its traceback under ``hanji.applet.<id>`` and
+    record it for the notebook (any thread)."""
+    logging.getLogger(f"hanji.applet.{applet_id}").error(
+        "%s:\n%s", message or f"Applet '{applet_id}': {where} failed", text
+    )
+    return report(applet_id, where, text)
 
 
 def all_errors(applet_id: str | None = None) -> list[AppletErrorRecord]:

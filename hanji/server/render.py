@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 from typing import Any, Callable
 
 from twisted.internet import defer
@@ -21,6 +20,7 @@ from twisted.web import http
 from twisted.web.server import NOT_DONE_YET
 
 from hanji import _threads
+from hanji._exceptions import MissingArgument
 from hanji.server import errors as _errors
 
 
@@ -36,10 +36,13 @@ class ArgsDict(dict):  # type: ignore[type-arg]
         return key.encode("utf-8")
 
     def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            values = dict.__getitem__(self, self._str_key(key))
-            return [v.decode("utf-8", "replace") for v in values]
-        return dict.__getitem__(self, key)
+        try:
+            if isinstance(key, str):
+                values = dict.__getitem__(self, self._str_key(key))
+                return [v.decode("utf-8", "replace") for v in values]
+            return dict.__getitem__(self, key)
+        except KeyError:
+            raise MissingArgument(key) from None
 
     def __contains__(self, key: object) -> bool:
         if isinstance(key, str):
@@ -51,6 +54,12 @@ class ArgsDict(dict):  # type: ignore[type-arg]
             return self[key]
         except KeyError:
             return default
+
+
+def use_args_dict(request: Any) -> None:
+    """Make ``request.args`` an :class:`ArgsDict` (reactor thread)."""
+    if not isinstance(request.args, ArgsDict):
+        request.args = ArgsDict(request.args)
 
 
 def _applet_id(resource: Any) -> str:
@@ -89,6 +98,14 @@ def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
     """Log ``failure`` for the applet and return the body of a 500 (or the status an
     explicit twisted.web.error.Error asks for); reactor thread."""
     exc = failure.value
+    if isinstance(exc, MissingArgument):
+        # Bad input, not a bug: the client left out an argument the resource reads.
+        request.setResponseCode(http.BAD_REQUEST)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (
+            f"400 Bad Request: missing argument {exc.name!r} for {_where(resource, request)} "
+            f"(applet '{_applet_id(resource)}'); send it in the query string or the form body."
+        ).encode("utf-8")
     if isinstance(exc, web_error.Error) and exc.status is not None:
         code = int(exc.status)
         request.setResponseCode(code)
@@ -98,8 +115,7 @@ def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
     applet_id = _applet_id(resource)
     where = _where(resource, request)
     text = failure.getTraceback()
-    logging.getLogger(f"hanji.applet.{applet_id}").error("%s failed:\n%s", where, text)
-    _errors.report(applet_id, where, text)
+    _errors.report_failure(applet_id, where, text, f"{where} failed")
     request.setResponseCode(http.INTERNAL_SERVER_ERROR)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     body = (
@@ -165,13 +181,14 @@ def _wait_and_write(request: Any, resource: Any, d: defer.Deferred[Any]) -> None
 def render_with_contract(
     resource: Any, request: Any, handler: Callable[[Any], Any]
 ) -> Any:
-    """Call ``handler(request)`` and apply the contract; reactor thread."""
-    from hanji.server.tracking import run_as
+    """Call ``handler(request)`` and apply the contract; reactor thread.
 
-    if not isinstance(request.args, ArgsDict):
-        request.args = ArgsDict(request.args)
+    The handler does not run as the applet (see :mod:`hanji.server.tracking`): what
+    a request schedules belongs to the request, and a hot swap must not cancel it.
+    """
+    use_args_dict(request)
     try:
-        result = run_as(getattr(resource, "applet", None), handler, request)
+        result = handler(request)
     except Exception:
         return _error_response(request, resource, Failure())
     return deliver(request, resource, result)

@@ -117,14 +117,15 @@ class HanjiServer:
         return defer.maybeDeferred(port.stopListening)
 
     def drain(self, timeout: float | None = None) -> defer.Deferred[int]:
-        """Wait until no HTTP request is in flight or ``timeout`` passes; fire with
-        the number of requests still in flight. Reactor thread."""
+        """Wait until no HTTP request is in flight and no Django worker is busy, or
+        ``timeout`` passes; fire with the number still in flight. Reactor thread."""
         assert_reactor_thread("HanjiServer.drain()")
         deadline = time.monotonic() + (self.drain_timeout if timeout is None else timeout)
         done: defer.Deferred[int] = defer.Deferred()
 
         def check() -> None:
-            left = len(self.site.in_flight)
+            # A Django view goes on after its client left: count busy workers too.
+            left = max(len(self.site.in_flight), self.pool.busy())
             if left == 0 or time.monotonic() >= deadline:
                 if left:
                     log.warning("Drain deadline passed with %d request(s) in flight.", left)
@@ -141,18 +142,26 @@ class HanjiServer:
         thread. Safe to call twice. Never waits past the drain deadline for a stuck
         Django worker."""
         assert_reactor_thread("HanjiServer.shutdown()")
+        deadline = self.drain_timeout if timeout is None else timeout
         yield self.stop_listening()
-        left = yield self.drain(timeout)
+        left = yield self.drain(deadline)
+        hooks_pool = self.pool
+        if left and self.pool.started:
+            # Workers are stuck past the deadline: leave them behind (daemon threads)
+            # and run the on_deactivate hooks on a fresh pool, not queued after them.
+            self.pool.stop_without_waiting()
+            hooks_pool = DjangoPool(2)
+            hooks_pool.start()
         for record in list(self.registry.snapshot().values()):
             if record.state == "active":
-                yield self.deactivate(record.id)
-        if self.pool.started:
-            if left:
-                self.pool.stop_without_waiting()
-            else:
-                # Joining idle daemon workers is quick; do it off the reactor.
-                pool = self.pool
-                yield deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pool.stop)
+                yield self._swap_lock.run(self._deactivate_locked, record.id, hooks_pool, max(deadline, 1.0))
+        for pool in {self.pool, hooks_pool}:
+            if pool.started:
+                if pool.busy():
+                    pool.stop_without_waiting()
+                else:
+                    # Joining idle daemon workers is quick; do it off the reactor.
+                    yield deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pool.stop)
         self.pool = DjangoPool(self.pool.max)
         self.django_resource = wsgi_resource(self.reactor, self.pool)
         log.info("Hanji stopped.")
@@ -173,8 +182,8 @@ class HanjiServer:
                 record = yield deferToThreadPool(self.reactor, self.pool, load_package, name, path)
             except Exception:
                 text = traceback.format_exc()
-                log.error("Applet '%s' failed to load; the others go on:\n%s", name, text)
-                _errors.report(name, f"loading applet package '{name}'", text)
+                _errors.report_failure(name, f"loading applet package '{name}'", text,
+                                       f"Applet '{name}' failed to load; the others go on")
                 self.registry.put(self._failed_record(name, text))
                 continue
             try:
@@ -222,30 +231,40 @@ class HanjiServer:
                 # Its routes stay mounted (state kept) until the new record replaces it.
                 yield self._stop_applet(old, keep_serving=True)
         record.state = "activating"
+        work = self._hook(record, self._activate_in_worker, record)
         try:
-            yield deferToThreadPool(
-                self.reactor, self.pool, tracking.run_as, record.applet, self._activate_in_worker, record
-            )
+            yield _shielded(work)
         except Exception:
             failure = Failure()
+            if not work.called:
+                # The caller stopped waiting (a timeout) but on_activate still runs in
+                # its worker: let it return, so that what it opens is closed below.
+                yield work
             text = failure.getTraceback()
             record.state, record.error = "failed", text
             record.resources, record.websockets = {}, {}
-            log.error("Applet '%s' failed to activate; the others go on:\n%s", record.id, text)
-            _errors.report(record.id, f"{type(record.applet).__name__}.on_activate()", text)
+            _errors.report_failure(record.id, f"{type(record.applet).__name__}.on_activate()", text,
+                                   f"Applet '{record.id}' failed to activate; the others go on")
             yield record.applet._hanji_opened.close_all()
-            self.registry.put(record)
-            self._refresh_django()
-            if old is not None and old.state == "active":
-                old.state = "deactivated"
+            self._mount(record, old)
             failure.raiseException()
         record.state = "active"
+        self._mount(record, old)
+        log.info("Applet '%s' active (version %d).", record.id, record.version)
+        return record
+
+    def _mount(self, record: AppletRecord, old: AppletRecord | None) -> None:
+        """Put ``record`` in place of ``old`` atomically, then retire ``old``; reactor thread."""
         self.registry.put(record)
         self._refresh_django()
         if old is not None and old.state == "active":
             old.state = "deactivated"
-        log.info("Applet '%s' active (version %d).", record.id, record.version)
-        return record
+            old.applet._hanji_opened.close_closables()
+
+    def _hook(self, record: AppletRecord, hook: Callable[..., Any], *args: Any,
+              pool: DjangoPool | None = None) -> defer.Deferred[Any]:
+        """Run an applet hook as the applet in a Django worker; reactor thread."""
+        return deferToThreadPool(self.reactor, pool or self.pool, tracking.run_as, record.applet, hook, *args)
 
     def _activate_in_worker(self, record: AppletRecord) -> None:
         """Run ``on_activate`` and build the routes; Django worker thread."""
@@ -256,35 +275,42 @@ class HanjiServer:
         record.websockets = self._build(record, getattr(record.web, "websocket_resources", []), "websocket")
 
     def _build(self, record: AppletRecord, classes: list[Any], kind: str) -> dict[str, Any]:
+        """Build the applet's resources by path; Django worker thread."""
         table: dict[str, Any] = {}
         for cls in classes or []:
             path = str(getattr(cls, "path", "") or "").strip("/")
+            name = getattr(cls, "__name__", type(cls).__name__)
             if path in table:
                 raise ValueError(
                     f"Applet '{record.id}': two {kind}s at path '{path}' "
-                    f"({type(table[path]).__name__} and {cls.__name__}); give each its own path."
+                    f"({type(table[path]).__name__} and {name}); give each its own path."
                 )
             if kind == "websocket":
                 from hanji.server.websocket import websocket_resource
 
                 table[path] = websocket_resource(record.applet, cls)
             else:
-                table[path] = cls(record.applet)
+                table[path] = _resource(record, cls, path)
         return table
 
     @defer.inlineCallbacks
-    def _stop_applet(self, record: AppletRecord, keep_serving: bool = False) -> Any:
-        """Call ``on_deactivate`` (Django pool) and close what the applet opened;
-        with ``keep_serving`` its routes stay mounted (the caller swaps them)."""
+    def _stop_applet(self, record: AppletRecord, keep_serving: bool = False,
+                     pool: DjangoPool | None = None, timeout: float | None = None) -> Any:
+        """Call ``on_deactivate`` (Django pool, at most ``timeout`` s) and close what
+        the applet opened; with ``keep_serving`` its routes and websocket endpoints
+        stay up (the caller swaps them, then closes the rest). Reactor thread."""
+        where = f"{type(record.applet).__name__}.on_deactivate()"
+        hook = self._hook(record, record.applet.on_deactivate, pool=pool)
+        if timeout is not None:
+            hook.addTimeout(timeout, self.reactor)
         try:
-            yield deferToThreadPool(
-                self.reactor, self.pool, tracking.run_as, record.applet, record.applet.on_deactivate
-            )
+            yield hook
+        except defer.TimeoutError:
+            _errors.report_failure(record.id, where, f"{where} did not return within {timeout:g} s; "
+                                   "Hanji closes what the applet opened without waiting more.")
         except Exception:
-            text = traceback.format_exc()
-            log.error("Applet '%s': on_deactivate failed:\n%s", record.id, text)
-            _errors.report(record.id, f"{type(record.applet).__name__}.on_deactivate()", text)
-        yield record.applet._hanji_opened.close_all()
+            _errors.report_failure(record.id, where, Failure().getTraceback())
+        yield record.applet._hanji_opened.close_all(closables=not keep_serving)
         if not keep_serving:
             record.state = "deactivated"
 
@@ -295,12 +321,13 @@ class HanjiServer:
         return self._swap_lock.run(self._deactivate_locked, applet_id)
 
     @defer.inlineCallbacks
-    def _deactivate_locked(self, applet_id: str) -> Any:
+    def _deactivate_locked(self, applet_id: str, pool: DjangoPool | None = None,
+                           timeout: float | None = None) -> Any:
         record = self.registry.get(applet_id)
         self.registry.remove(applet_id)
         self._refresh_django()
         if record.state == "active":
-            yield self._stop_applet(record)
+            yield self._stop_applet(record, pool=pool, timeout=timeout)
         log.info("Applet '%s' deactivated.", applet_id)
 
     # -- Django URLs and the routing table ----------------------------------------
@@ -356,4 +383,47 @@ class HanjiServer:
 
     def call_in_pool(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
         """Run ``f`` in the Django pool; reactor thread."""
+        assert_reactor_thread("HanjiServer.call_in_pool()")
         return deferToThreadPool(self.reactor, self.pool, f, *args, **kwargs)
+
+
+def _shielded(work: defer.Deferred[Any]) -> defer.Deferred[Any]:
+    """Return a Deferred with ``work``'s result whose cancellation leaves ``work``
+    running (a thread cannot be cancelled); ``work`` then fires with None on error."""
+    shield: defer.Deferred[Any] = defer.Deferred()
+
+    def relay(result: Any) -> Any:
+        if not shield.called:
+            shield.callback(result)
+        return result
+
+    work.addBoth(relay)
+    work.addErrback(lambda _: None)
+    return shield
+
+
+def _resource(record: AppletRecord, cls: Any, path: str) -> Any:
+    """Build one resource of ``twisted_dynamic_resources``: a TwAppletResource class
+    (built with the applet), a plain twisted.web resource class (built without
+    arguments) or a resource instance; Django worker thread."""
+    from twisted.web.resource import IResource
+
+    from hanji.core.utils import TwAppletResource
+
+    if not isinstance(cls, type):
+        if IResource.providedBy(cls):
+            return cls
+    elif issubclass(cls, TwAppletResource):
+        return cls(record.applet)
+    elif IResource.implementedBy(cls):
+        try:
+            res = cls(record.applet)
+        except TypeError:
+            res = cls()
+        if getattr(res, "applet", None) is None:
+            res.applet = record.applet
+        return res
+    raise TypeError(
+        f"Applet '{record.id}': {cls!r} in twisted_dynamic_resources (path '{path}') is not a "
+        "twisted.web resource; list TwAppletResource subclasses, resource classes or instances."
+    )

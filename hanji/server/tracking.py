@@ -35,7 +35,7 @@ class OpenedThings:
 
     def __init__(self) -> None:
         self.ports: list[Any] = []
-        self.connectors: list[Any] = []
+        self.connectors: weakref.WeakSet[Any] = weakref.WeakSet()
         self.calls: weakref.WeakSet[Any] = weakref.WeakSet()
         self.closables: list[Callable[[], Any]] = []
         self.protocols: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -61,14 +61,29 @@ class OpenedThings:
         if kind == "port":
             self.ports.append(thing)
         elif kind == "connector":
-            self.connectors.append(thing)
+            self.connectors.add(thing)
         elif kind == "call":
             self.calls.add(thing)
         else:
             self.closables.append(thing)
 
-    def close_all(self) -> defer.Deferred[None]:
-        """Close everything recorded; must run on the reactor thread.
+    def close_closables(self) -> defer.Deferred[None]:
+        """Run the registered closers (websocket endpoints...); reactor thread."""
+        waits = []
+        closables, self.closables = self.closables, []
+        for close in closables:
+            try:
+                result = close()
+            except Exception:
+                continue
+            if isinstance(result, defer.Deferred):
+                waits.append(result)
+        return defer.DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
+
+    def close_all(self, closables: bool = True) -> defer.Deferred[None]:
+        """Close everything recorded (the closers too unless ``closables`` is
+        False: a hot swap runs them once the new instance is mounted); must run on
+        the reactor thread.
 
         The Deferred fires once every listening port has stopped, so the port
         numbers are free when it fires.
@@ -77,26 +92,21 @@ class OpenedThings:
         for call in list(self.calls):
             if call.active():
                 call.cancel()
-        for connector in self.connectors:
+        for connector in list(self.connectors):
             try:
                 connector.disconnect()
             except Exception:
                 pass
-        for close in self.closables:
-            try:
-                result = close()
-            except Exception:
-                continue
-            if isinstance(result, defer.Deferred):
-                waits.append(result)
+        if closables:
+            waits.append(self.close_closables())
         for port in self.ports:
             waits.append(defer.maybeDeferred(port.stopListening))
         for protocol in list(self.protocols):
             transport = getattr(protocol, "transport", None)
             if transport is not None:
                 transport.loseConnection()
-        self.ports, self.connectors, self.closables = [], [], []
-        self.calls, self.protocols = weakref.WeakSet(), weakref.WeakSet()
+        self.ports = []
+        self.calls, self.protocols, self.connectors = weakref.WeakSet(), weakref.WeakSet(), weakref.WeakSet()
         return defer.DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
 
@@ -110,6 +120,10 @@ def _wrap(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
         opened = _opened_of(current_applet.get())
         if opened is not None and kind == "port" and len(args) > 1:
             opened.track_factory(args[1])
+        if opened is not None and kind == "call" and len(args) > 1:
+            # The call runs as the applet too, so what it schedules in turn (a
+            # LoopingCall's next tick) is recorded and cancelled with it.
+            args = (args[0], contextvars.copy_context().run, *args[1:])
         result = method(*args, **kwargs)
         if opened is not None:
             opened.record(kind, result)

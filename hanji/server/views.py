@@ -20,9 +20,7 @@ def _card(record: Any, request: HttpRequest) -> dict[str, Any]:
         content = record.web.render(request)
         error = None
     except Exception:
-        text = traceback.format_exc()
-        log.error("Applet '%s': rendering its web UI failed:\n%s", record.id, text)
-        _errors.report(record.id, "WebUI.render()", text)
+        _errors.report_failure(record.id, "WebUI.render()", traceback.format_exc())
         content, error = "", f"This applet's web UI failed to render; see logger hanji.applet.{record.id}."
     icon = None
     if record.static_dir is not None and (record.static_dir / record.applet.icon).is_file():
