@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import keyword
 import logging
 import os
 import sys
@@ -135,8 +137,12 @@ urlpatterns = [path("", index)]
 def startapplet(args: argparse.Namespace) -> int:
     """Write a working applet skeleton ``DIR/NAME``."""
     name = args.name
-    if not name.isidentifier():
+    if not name.isidentifier() or keyword.iskeyword(name):
         print(f"hanji startapplet: '{name}' is not a valid Python package name; use letters, digits and _.", file=sys.stderr)
+        return 2
+    if importlib.util.find_spec(name) is not None:
+        print(f"hanji startapplet: '{name}' is already an importable module, which would hide the applet; "
+              "choose another name.", file=sys.stderr)
         return 2
     target = Path(args.dir or "applets") / name
     if target.exists():

@@ -59,8 +59,10 @@ def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
     """
     from twisted.internet.threads import deferToThreadPool
 
+    from hanji._threads import assert_reactor_thread
     from hanji.server.runtime import current
 
+    assert_reactor_thread("defer_to_django()")
     server = current()
     if server is None:
         from hanji._exceptions import ServerNotRunning

@@ -6,6 +6,7 @@ it checks what Twisted would answer with a 500 or not at all, and answers itself
 with a plain-text status:
 
     426  a plain GET (not a websocket handshake)
+    405  any other method, HEAD included (``Allow: GET``)
     400  a broken handshake
     403  a foreign Origin, a full endpoint, or ``accept()`` returning False
     4xx  ``accept()`` raising an exception with an HTTP status
@@ -65,11 +66,51 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme in ("https", "wss") else 80
 
 
+def _first(request: Any, name: bytes) -> str | None:
+    """Return the first entry of a header that proxies may have made a
+    comma-separated list (``X-Forwarded-Host: outer, inner``), or None."""
+    value = request.getHeader(name)
+    if not value:
+        return None
+    return value.decode("latin-1").split(",")[0].strip() or None
+
+
+def _own_host(request: Any) -> tuple[str, int | None] | None:
+    """Return the host name and port under which the client reached the server, the
+    port None when the client's URL had none, or None for a garbled header.
+
+    A reverse proxy's ``X-Forwarded-Host`` wins over ``Host``, which names the proxy's
+    upstream. When it names no port, the client's scheme would tell the default, but
+    Hanji behind a TLS-terminating proxy sees plain HTTP: only ``X-Forwarded-Proto``
+    says which, and without it the port stays unknown (None).
+    """
+    host = _first(request, b"x-forwarded-host") or _first(request, b"host")
+    if host is None:
+        address = request.getHost()
+        return str(address.host).lower(), address.port
+    try:
+        parts = urlsplit("//" + host)
+        name, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+    if port is None:
+        proto = (_first(request, b"x-forwarded-proto") or "").lower()
+        if proto in ("http", "https", "ws", "wss"):
+            port = _default_port(proto)
+    return name, port
+
+
 def origin_allowed(request: Any, allowed: Sequence[str]) -> bool:
     """Return True if the request's Origin is absent (a non-browser client), is the
-    server's own (host and port as the Host header names them, scheme aside), or is
-    in ``allowed``: ``"*"``, ``"https://host[:port]"``, ``"host:port"`` or a bare
-    ``"host"`` (any port)."""
+    server's own, or is in ``allowed``: ``"*"``, ``"https://host[:port]"``,
+    ``"host:port"`` or a bare ``"host"`` (any port).
+
+    The server's own origin is the host (and port) the client asked for: the
+    ``X-Forwarded-Host`` of a reverse proxy, else ``Host``. If it names no port,
+    only host names are compared (behind a TLS-terminating proxy Hanji cannot
+    know the client's scheme) unless ``X-Forwarded-Proto`` gives the scheme; an
+    explicit port must match the Origin's.
+    """
     origin = request.getHeader(b"origin")
     if origin is None:
         return True
@@ -90,13 +131,11 @@ def origin_allowed(request: Any, allowed: Sequence[str]) -> bool:
                 return True
         elif entry.lower() == theirs[0]:
             return True
-    host = request.getHeader(b"host")
-    if host:
-        own = _host_port(host.decode("latin-1").strip(), 443 if request.isSecure() else 80)
-    else:
-        address = request.getHost()
-        own = (str(address.host).lower(), address.port)
-    return own == theirs
+    own = _own_host(request)
+    if own is None or not own[0]:
+        return False
+    name, port = own
+    return name == theirs[0] and (port is None or port == theirs[1])
 
 
 def _is_upgrade(request: Any) -> bool:
@@ -150,6 +189,18 @@ class Endpoint(WebSocketResource):
         return logging.getLogger(f"hanji.applet.{getattr(self.applet, 'id', '?')}")
 
     # -- the handshake request ----------------------------------------------------------
+
+    # For Twisted's 405 answer to other methods: a handshake is a GET, nothing else.
+    allowedMethods = (b"GET",)
+
+    def render_HEAD(self, request: Any) -> bytes:
+        """Refuse with 405 (``Allow: GET``); reactor thread.
+
+        Twisted's default would answer HEAD with render_GET, upgrade included.
+        """
+        request.setHeader(b"allow", b"GET")
+        plain(request, 405, f"{self.url} is a websocket endpoint; only GET (the handshake) is allowed.")
+        return b""  # HEAD: the status and headers only
 
     def render_GET(self, request: Any) -> Any:
         """Check the request, ask ``accept()``, then upgrade."""
@@ -270,10 +321,12 @@ class Endpoint(WebSocketResource):
             self._closer_registered = True
 
     def opened(self, link: Link) -> None:
+        """Count ``link`` among the open connections; reactor thread."""
         self.links[link] = None
         _open.setdefault(type(link.socket), {})[link] = None
 
     def closed(self, link: Link) -> None:
+        """Forget ``link``, which lost its connection; reactor thread."""
         self.links.pop(link, None)
         links = _open.get(type(link.socket))
         if links is not None:

@@ -60,6 +60,14 @@ def discover(applet_dirs: list[Path]) -> dict[str, Path]:
         for child in sorted(directory.iterdir()):
             if child.name.startswith(("_", ".")) or not (child / "__init__.py").is_file():
                 continue
+            loaded = sys.modules.get(child.name)
+            origin = getattr(loaded, "__file__", None) or ""
+            if loaded is not None and not origin.startswith(str(child)):
+                log.error(
+                    "Applet package '%s' in %s is hidden by the module %s already imported; "
+                    "rename the applet folder.", child.name, directory, origin or child.name,
+                )
+                continue
             if child.name in found:
                 log.warning(
                     "Applet package '%s' in %s is shadowed by the one in %s; rename one.",

@@ -63,6 +63,12 @@ class AppletRecord:
         return None
 
     @property
+    def error_summary(self) -> str:
+        """The last line of the last error's traceback ('' if none)."""
+        lines = [line for line in (self.error or "").strip().splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    @property
     def url_prefix(self) -> str:
         prefix = getattr(self.applet, "url_prefix", None)
         if prefix is None:
@@ -91,7 +97,7 @@ def prepare(
         applet._hanji_opened = OpenedThings()
     if not getattr(applet, "id", None):
         applet.id = package or _snake(type(applet).__name__)
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(applet.id)):
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", str(applet.id)) or str(applet.id) in (".", ".."):
         raise ValueError(
             f"Applet id {applet.id!r} cannot be used in URLs: use letters, digits, '_', '-' or '.'."
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import unquote
 import traceback
 from typing import Any, Callable
 
@@ -343,7 +344,8 @@ class HanjiServer:
         from django.urls import Resolver404, resolve
 
         try:
-            resolve(path.decode("utf-8", "replace").split("?")[0])
+            # What Django resolves is the decoded path (its PATH_INFO).
+            resolve(unquote(path.decode("utf-8", "replace").split("?")[0]))
         except Resolver404:
             return False
         except Exception:

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import get_script_prefix
 
+from hanji._threads import debug_enabled
 from hanji.server import errors as _errors
 
 log = logging.getLogger("hanji.server")
@@ -47,4 +48,5 @@ def home(request: HttpRequest) -> HttpResponse:
         records = [r for r in records if r.id == only]
     failed = [r for r in server.registry.snapshot().values() if r.state == "failed"] if server and not only else []
     cards = [_card(r, request) for r in records]
-    return render(request, "hanji/home.html", {"cards": cards, "failed": failed})
+    return render(request, "hanji/home.html",
+                  {"cards": cards, "failed": failed, "debug_tracebacks": debug_enabled()})

@@ -187,7 +187,11 @@ class TwAppletWebSocket:
 
     @classmethod
     def connections(cls) -> list[TwAppletWebSocket]:
-        """Return the open connections of this endpoint class; reactor thread."""
+        """Return the open connections of this endpoint class; reactor thread.
+
+        Raise WrongThreadError on another thread in debug mode.
+        """
+        _threads.assert_reactor_thread(f"{cls.__name__}.connections()")
         return [link.socket for link in _open.get(cls, ())]
 
     @classmethod

@@ -51,18 +51,25 @@ def test_echo_port_closed_after_stop(start_server):
     assert "Hanji serves" in (srv.data / "hanji.log").read_text()  # logs to the data dir too
 
 
-def test_echo_port_closed_after_deactivation(tmp_path):
-    """Deactivating the echo applet closes its port and its open connections."""
+def test_inprocess_deactivation_swap_and_timeouts(tmp_path):
+    """Deactivation closes ports, connections and timers; a swap keeps in-flight answers; a timed-out activation still closes what it opened."""
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("_deactivate_script.py")), str(APPLETS), str(tmp_path)],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, HANJI_ECHO_PORT="0"),
+        [sys.executable, str(Path(__file__).with_name("_inprocess_script.py")),
+         str(APPLETS), str(ROOT / "tests" / "applets"), str(tmp_path)],
+        capture_output=True, text=True, timeout=180, env=dict(os.environ, HANJI_ECHO_PORT="0"),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["before"] is True
-    assert result["echo"] == "ping\n"
-    assert result["after_deactivate"] is False
-    assert result["client_closed"] is True
+    assert result["before"] is True and result["echo"] == "ping\n"
+    assert result["after_deactivate"] is False  # the listening port is closed
+    assert result["client_closed"] is True  # and so is the connection it accepted
+    assert result["swap_answer"] == [200, "slept"]  # a Deferred in flight survives a hot swap
+    assert result["version_after_swap"] == 2
+    assert result["old_deactivate_thread"].startswith("HanjiDjango-")
+    assert result["ticks_after_deactivate"] == 0  # the LoopingCall started via callFromThread stopped
+    assert result["timed_out_with"] in ("CancelledError", "TimeoutError")
+    assert result["slow_state"] == "failed"
+    assert result["slow_ports_left"] == []
 
 
 def test_drain_lets_inflight_django_view_finish(start_server):
@@ -109,6 +116,8 @@ def test_failing_applets_reported_others_serve(start_server):
     assert "ValueError: on_activate fails on purpose" in log
     home = srv.get("/").text
     assert "broken_activate (failed)" in home and "broken_import (failed)" in home
+    assert "ValueError: on_activate fails on purpose" in home  # the summary line...
+    assert "Traceback (most recent call last)" not in home  # ...not the traceback, without --debug
     assert srv.get("/res/broken_activate/x").status == 404
 
 
@@ -126,6 +135,9 @@ def test_startapplet_skeleton_is_served(tmp_path, start_server):
     again = subprocess.run([sys.executable, "-m", "hanji", "startapplet", "gadget", str(target)],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "already exists" in again.stderr
+    shadow = subprocess.run([sys.executable, "-m", "hanji", "startapplet", "json", str(target)],
+                            capture_output=True, text=True, timeout=60)
+    assert shadow.returncode == 2 and "already an importable module" in shadow.stderr
 
 
 def test_manage_runs_django_commands(tmp_path):
@@ -159,3 +171,30 @@ def test_access_log_is_opt_in(start_server, tmp_path):
     loud.get("/res/contract/json")
     assert loud.stop() == 0
     assert '"GET /res/contract/json HTTP/1.1" 200' in path.read_text()
+
+
+def test_shutdown_with_stuck_django_pool_keeps_the_deadline(start_server):
+    """With every Django worker stuck past the drain deadline, on_deactivate hooks still run and the server exits."""
+    srv = start_server([ROOT / "tests" / "applets"], args=["--django-threads", "1", "--drain-timeout", "0.5"])
+
+    def stuck():
+        try:
+            urllib.request.urlopen(srv.url + "/rootmounted/slow?s=60", timeout=90)
+        except OSError:
+            pass
+
+    threading.Thread(target=stuck, daemon=True).start()
+    time.sleep(0.5)
+    assert srv.stop(signal.SIGTERM, timeout=20) == 0
+    assert "Applet 'contract' deactivated." in srv.log
+
+
+def test_drain_waits_for_views_whose_client_left(start_server):
+    """A Django view still running after its client gave up counts as in flight for the drain."""
+    srv = start_server([ROOT / "tests" / "applets"], args=["--drain-timeout", "1"])
+    try:
+        urllib.request.urlopen(srv.url + "/rootmounted/slow?s=60", timeout=0.5)
+    except OSError:
+        pass  # the client gives up; the view goes on in its worker
+    assert srv.stop(signal.SIGTERM, timeout=20) == 0
+    assert "Drain deadline passed with 1 request(s) in flight." in srv.log

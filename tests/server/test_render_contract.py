@@ -101,3 +101,16 @@ def test_threads(server):
     data = json.loads(server.get("/res/contract/threads").text)
     assert data["reactor_thread_is_main"] is True  # hanji serve runs the reactor in the main thread
     assert data["activate"].startswith("HanjiDjango-")
+
+
+def test_missing_argument_is_400_naming_it(server):
+    """Reading a request argument the client did not send gives a 400 that names it, not a 500."""
+    answer = server.post("/res/hello_world/path_to_my_resource", b"")
+    assert answer.status == 400
+    assert "missing argument 'is_good'" in answer.text and "hello_world" in answer.text
+
+
+def test_plain_twisted_resource_is_mounted(server):
+    """A plain twisted.web Resource class in twisted_dynamic_resources works unchanged."""
+    answer = server.get("/res/contract/plain_twisted/below")
+    assert answer.status == 200 and answer.text == "plain twisted.web"

@@ -78,6 +78,7 @@ def test_twisted_wins_over_django_and_overlap_is_logged(server):
 def test_django_serves_what_twisted_does_not(server):
     """Under /res and /static, a URL only Django matches goes to Django."""
     assert server.get("/res/rootmounted/djonly").text == "django only"
+    assert server.get("/res/rootmounted/dj%6Fnly").text == "django only"  # as Django decodes it
     assert server.get("/static/rootmounted-files/x").text == "django only"
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import os
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -76,6 +78,24 @@ def on_close_code(server: Any, tag: str) -> int:
     """Wait until the endpoint's on_close ran for ``tag``; return its code."""
     found = wait_for(lambda: [e for e in events(server, tag) if e["hook"] == "on_close"], f"on_close of {tag}")
     return found[0]["arg"]
+
+
+def handshake(server: Any, path: str, headers: dict[str, str], method: str = "GET") -> http.client.HTTPResponse:
+    """Send a websocket handshake for ``path`` with ``headers`` (which may replace
+    ``Host``) and return the response, its status and headers only."""
+    url = urlsplit(server.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=WAIT)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        sent = {"Host": url.netloc, "Upgrade": "websocket", "Connection": "Upgrade",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                "Sec-WebSocket-Version": "13", **headers}
+        for key, value in sent.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        return conn.getresponse()  # a 101 or a HEAD answer has no body to read
+    finally:
+        conn.close()
 
 
 class RawClient:
@@ -247,6 +267,42 @@ def test_origin_must_match_the_server_unless_allowed(server: Any) -> None:
     assert refusal(server, "/ws/wstest/origin", origin="http://friend.example:9001").status_code == 403
 
 
+def test_own_origin_connects_behind_a_tls_terminating_proxy(server: Any) -> None:
+    """A page served as https://lab.example.org by a proxy that speaks plain HTTP to Hanji connects, with the proxy passing Host or X-Forwarded-Host (and X-Forwarded-Proto)."""
+    upstream = urlsplit(server.url).netloc
+    for headers in (
+        {"Host": "lab.example.org"},
+        {"Host": "LAB.example.org:443"},
+        {"Host": upstream, "X-Forwarded-Host": "lab.example.org"},
+        {"Host": upstream, "X-Forwarded-Host": "lab.example.org, inner.example", "X-Forwarded-Proto": "https"},
+        {"Host": "lab.example.org", "X-Forwarded-Proto": "https"},
+    ):
+        response = handshake(server, "/ws/echo/echo", {**headers, "Origin": "https://lab.example.org"})
+        assert response.status == 101, (headers, response.status)
+
+
+def test_other_port_or_host_is_refused_behind_a_proxy(server: Any) -> None:
+    """Behind a proxy, an Origin with another host, or another port than the one the Host or X-Forwarded-Host (or X-Forwarded-Proto) names, gets 403."""
+    upstream = urlsplit(server.url).netloc
+    for headers, origin in (
+        ({"Host": "lab.example.org"}, "https://evil.example.org"),
+        ({"Host": "lab.example.org:8443"}, "https://lab.example.org"),
+        ({"Host": upstream, "X-Forwarded-Host": "lab.example.org:8443"}, "https://lab.example.org"),
+        ({"Host": upstream, "X-Forwarded-Host": "lab.example.org"}, f"http://{upstream}"),
+        ({"Host": "lab.example.org", "X-Forwarded-Proto": "https"}, "https://lab.example.org:8443"),
+    ):
+        response = handshake(server, "/ws/echo/echo", {**headers, "Origin": origin})
+        assert response.status == 403, (headers, origin, response.status)
+
+
+def test_head_and_other_methods_get_405_allowing_get(server: Any) -> None:
+    """HEAD with the upgrade headers gets 405 with Allow: GET instead of an upgrade, and so does POST."""
+    for method, extra in (("HEAD", {}), ("POST", {"Content-Length": "0"})):
+        response = handshake(server, "/ws/echo/echo", extra, method=method)
+        assert (response.status, response.getheader("Allow")) == (405, "GET"), method
+        assert response.getheader("Upgrade") is None, method
+
+
 def test_capacity_limit_gives_403_until_a_place_frees(server: Any) -> None:
     """A third connection to an endpoint capped at two gets 403; after one closes, it connects."""
     first, second = open_ws(server, "/ws/wstest/capped"), open_ws(server, "/ws/wstest/capped")
@@ -348,6 +404,35 @@ def test_broadcast_from_another_thread(server: Any) -> None:
 
 
 # -- hooks ------------------------------------------------------------------------------
+
+
+def test_connections_refuses_other_threads_in_debug_mode() -> None:
+    """In debug mode, connections() called off the reactor thread raises WrongThreadError."""
+    from hanji import _threads
+    from hanji._exceptions import WrongThreadError
+    from hanji.core.utils import TwAppletWebSocket
+
+    class Probe(TwAppletWebSocket):
+        path = "probe"
+
+    raised: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            Probe.connections()
+        except BaseException as exc:
+            raised.append(exc)
+
+    was = _threads.debug_enabled()
+    _threads.set_debug(True)
+    try:
+        thread = threading.Thread(target=call, name="NotTheReactor")
+        thread.start()
+        thread.join(WAIT)
+    finally:
+        _threads.set_debug(was)
+    assert len(raised) == 1 and isinstance(raised[0], WrongThreadError), raised
+    assert "Probe.connections() must run on the reactor thread" in str(raised[0])
 
 
 def test_hook_errors_close_with_1011_and_are_reported(server: Any) -> None:

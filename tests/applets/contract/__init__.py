@@ -1,15 +1,20 @@
 """Test applet: one resource per case of the TwAppletResource render contract."""
 
-import asyncio
 import threading
 
 from twisted.internet import defer, reactor, task
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from hanji.core import applet as _applet
 from hanji.core.utils import TwAppletResource
 
 CANCELLED = []  # request ids whose pending Deferred was cancelled
+TICKS = [0]  # ticks of the LoopingCall started in on_activate
+
+
+def _tick():
+    TICKS[0] += 1
 
 
 class Applet(_applet.Applet):
@@ -18,6 +23,13 @@ class Applet(_applet.Applet):
 
     def on_activate(self):
         self.activate_thread = threading.current_thread().name
+        self.deactivate_thread = None
+        # A timer opened the reference's way: Hanji must stop it at deactivation.
+        loop = task.LoopingCall(_tick)
+        reactor.callFromThread(loop.start, 0.02)
+
+    def on_deactivate(self):
+        self.deactivate_thread = threading.current_thread().name
 
 
 class Bytes(TwAppletResource):
@@ -163,7 +175,18 @@ class Sleepy(TwAppletResource):
         return task.deferLater(reactor, seconds, lambda: "slept")
 
 
+class PlainTwisted(Resource):
+    """A plain twisted.web resource (no applet argument), mounted unchanged."""
+
+    isLeaf = True
+    path = "plain_twisted"
+
+    def render_GET(self, request):
+        return b"plain twisted.web"
+
+
 class WebUI(_applet.WebUI):
     twisted_dynamic_resources = [Bytes, Text, PlainText, Json, JsonList, Later, Coroutine, NotDoneYet,
-                                 Boom, FailedDeferred, BadType, Pending, Cancelled, Args, Leaf, Thread, Sleepy]
+                                 Boom, FailedDeferred, BadType, Pending, Cancelled, Args, Leaf, Thread, Sleepy,
+                                 PlainTwisted]
     template = "<p id='contract-card'>contract applet {{ applet.id }}</p>"
