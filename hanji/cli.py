@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import keyword
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,9 @@ def _configure_logging(data_dir: Path, debug: bool) -> None:
 
 
 def _data_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
+    from hanji.server.django_setup import resolve_data_dir
+
+    return resolve_data_dir(arg)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -57,7 +57,6 @@ class Applet:
         if description is not None:
             self.description = description
         self._hanji_opened = OpenedThings()
-        self._hanji_package: str | None = None
 
     # -- hooks ---------------------------------------------------------------
 

@@ -36,6 +36,11 @@ class SetupResult:
     failures: dict[str, str]  # package name -> traceback text
 
 
+def resolve_data_dir(arg: Path | str | None = None) -> Path:
+    """Return the data dir: ``arg`` (``--data``), else ``$HANJI_DATA``, else ``./.hanji``."""
+    return Path(arg or os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
+
+
 def applet_dirs_from_env(extra: list[str] | None = None) -> list[Path]:
     """Return the applet directories: ``extra`` (``--applets``), else ``HANJI_APPLETS``
     (separated by ``os.pathsep``), else ``./applets`` if it exists."""
@@ -143,7 +148,7 @@ def setup(
         if _result is not None:
             return _result
         # Phase 1: environment the settings module reads.
-        data = Path(data_dir or os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
+        data = resolve_data_dir(data_dir)
         data.mkdir(parents=True, exist_ok=True)
         os.environ["HANJI_DATA"] = str(data)
         if debug:

@@ -103,7 +103,6 @@ def prepare(
         )
     if not getattr(applet, "name", None):
         applet.name = str(applet.id).replace("_", " ").title()
-    applet._hanji_package = package
     web = _instance(web if web is not None else WebUI, WebUI, applet)
     if getattr(web, "applet", None) is None:
         web.applet = applet

@@ -418,10 +418,11 @@ def _resource(record: AppletRecord, cls: Any, path: str) -> Any:
     elif issubclass(cls, TwAppletResource):
         return cls(record.applet)
     elif IResource.implementedBy(cls):
+        factory: Any = cls
         try:
-            res = cls(record.applet)
+            res = factory(record.applet)
         except TypeError:
-            res = cls()
+            res = factory()
         if getattr(res, "applet", None) is None:
             res.applet = record.applet
         return res
