@@ -34,6 +34,7 @@ from wsproto.utilities import RemoteProtocolError
 from hanji import _threads
 from hanji.server import errors as _errors
 from hanji.server._ws_link import Link
+from hanji.server.render import use_args_dict
 from hanji.server.tracking import run_as
 from hanji.server.websocket import GOING_AWAY, TwAppletWebSocket, _open, _reactor
 
@@ -222,10 +223,7 @@ class Endpoint(WebSocketResource):
         if cls.max_connections is not None and len(self.links) + self.pending >= cls.max_connections:
             return plain(request, 403, f"{self.url} is full ({cls.max_connections} connections).")
         self.register_closer()
-        from hanji.server.render import ArgsDict
-
-        if not isinstance(request.args, ArgsDict):
-            request.args = ArgsDict(request.args)
+        use_args_dict(request)
         self.pending += 1
         try:
             socket = cls(self.applet)

@@ -135,6 +135,33 @@ class Rooms(Recorded):
         self.send("room " + "/".join(p.decode() for p in self.request.postpath))
 
 
+class Drop(Recorded):
+    """An echo endpoint that the server ends on request, to test reconnecting
+    clients: ``close:N`` closes with code N, ``cut`` drops the TCP connection
+    without a close frame (as a crash would). Messages are recorded too."""
+
+    path = "drop"
+
+    def on_message(self, message):
+        self._note("on_message", message)
+        if message.startswith("close:"):
+            self.close(int(message[len("close:"):]), "closed on request")
+        elif message == "cut":
+            self.request.transport.abortConnection()
+        else:
+            self.send(message)
+
+
+class Blank(TwAppletResource):
+    """GET /res/wstest/blank: a page that loads hanji.js and nothing else."""
+
+    path = "blank"
+
+    def render_GET(self, request):
+        return ('<!doctype html><html><head><title>hanji.js alone</title>'
+                '<script src="/static/hanji/hanji.js"></script></head><body></body></html>')
+
+
 class Events(TwAppletResource):
     """GET /res/wstest/events?tag=T: the hooks recorded for tag T."""
 
@@ -169,8 +196,8 @@ class Deactivate(TwAppletResource):
 
 
 class WebUI(_applet.WebUI):
-    twisted_dynamic_resources = [Events, Errors, Deactivate]
-    websocket_resources = [Small, Ping, Origin, Capped, Refuse, Hub, Faulty, Tracked, Rooms]
+    twisted_dynamic_resources = [Events, Errors, Deactivate, Blank]
+    websocket_resources = [Small, Ping, Origin, Capped, Refuse, Hub, Faulty, Tracked, Rooms, Drop]
     template = "<p>Websocket protocol test endpoints under <code>/ws/{{ applet.id }}/</code>.</p>"
 
 
