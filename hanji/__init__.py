@@ -15,6 +15,7 @@ __all__ = [
     "activate",
     "aget",
     "apost",
+    "applets",
     "arequest",
     "deactivate",
     "endpoint",

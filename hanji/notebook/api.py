@@ -10,7 +10,7 @@ from typing import Any
 
 from hanji.notebook import live, schema
 from hanji.notebook._usage import UnknownApplet, UsageError
-from hanji.notebook.client import aget, apost, arequest, get, post, request
+from hanji.notebook.client import aget, apost, arequest, get, post, request, site_path
 from hanji.notebook.display import applet_frame, applet_page, public_base
 from hanji.notebook.reports import Errors, Routes, Status, applets_of, errors_view
 from hanji.notebook.schema import MigrationReport
@@ -44,7 +44,8 @@ __all__ = [
 
 def url(applet_id: str | None = None, path: str = "", *, public: bool = False) -> str:
     """Return the absolute URL of a resource (``url("counter", "hits")``), of an
-    applet's resources root (``url("counter")``) or of the site (``url()``).
+    applet's resources root (``url("counter")``) or of the site (``url()``); the
+    path is percent-encoded (spaces, non-ASCII), an encoded one kept as it is.
 
     The local URL by default (what Python code in the kernel can fetch); the
     browser's with ``public=True`` (see :mod:`hanji.notebook.display`).
@@ -55,7 +56,7 @@ def url(applet_id: str | None = None, path: str = "", *, public: bool = False) -
         if path:
             raise UsageError("hanji.url(): give the applet id before the path, e.g. hanji.url('counter', 'hits').")
         return base + "/"
-    return f"{base}/res/{applet_id}/{path.lstrip('/')}"
+    return base + site_path((applet_id, path))  # percent-encoded, as hanji.get sends it
 
 
 def _active_record(applet_id: str) -> Any:

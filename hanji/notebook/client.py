@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json as _json
+import re
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Union
@@ -137,16 +138,33 @@ class Response:
         )
 
 
+# What a path and query may hold unescaped (RFC 3986 pchar, "/" and "?"), plus "%"
+# so an already-encoded path is left as it is.
+_URI_SAFE = "/?:@!$&'()*+,;=%"
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def quote_path(path: str) -> str:
+    """Return ``path`` (with its query, if any) percent-encoded for the request line.
+
+    Spaces, non-ASCII characters (as UTF-8) and ``#`` are escaped; ``/``, ``?``,
+    ``&``, ``=``, the other sub-delims and existing ``%XX`` escapes are kept, so an
+    already-encoded path is not encoded twice. A ``%`` that starts no escape is
+    sent as ``%25``.
+    """
+    return quote(_LONE_PERCENT.sub("%25", path), safe=_URI_SAFE)
+
+
 def site_path(path: Any) -> str:
-    """Return the site path for ``path``: ``"/any/path"`` as is, or a
+    """Return the percent-encoded site path for ``path``: ``"/any/path"``, or a
     ``(applet_id, resource_path)`` tuple as ``/res/<applet_id>/<resource_path>``."""
     if isinstance(path, tuple):
         if len(path) != 2 or not all(isinstance(p, str) for p in path):
             raise UsageError(f"A resource is named by a tuple (applet_id, path), not {path!r}.")
         applet_id, sub = path
-        return f"/res/{quote(applet_id, safe='')}/{sub.lstrip('/')}"
+        return f"/res/{quote(applet_id, safe='')}/{quote_path(sub.lstrip('/'))}"
     if isinstance(path, str) and path.startswith("/"):
-        return path
+        return quote_path(path)
     raise UsageError(
         f"Path {path!r} must start with '/' (a site path such as '/res/counter/hits') "
         "or be a tuple such as ('counter', 'hits')."
@@ -261,7 +279,8 @@ def request(method: str, path: SitePath, *, params: Any = None, data: Any = None
     cell (not the reactor) for at most ``timeout`` seconds.
 
     ``path`` is a site path (``"/res/counter/hits"``, ``"/applets/notes/"``) or a
-    resource tuple ``("counter", "hits")``; ``params`` is added to the query string;
+    resource tuple ``("counter", "hits")``, percent-encoded unless it already is;
+    ``params`` is added to the query string;
     ``data`` is a form (a dict), text or bytes; ``json`` is sent as JSON. Must not run
     on the reactor thread (a render method cannot call its own site this way).
     """

@@ -6,14 +6,16 @@ import inspect
 
 
 def test_every_public_name_resolves_to_the_notebook_api() -> None:
-    """Each name in hanji.__all__ resolves, the notebook ones from hanji.notebook.api (ws lazily)."""
+    """hanji.__all__ is exactly hanji.notebook.api.__all__ plus the extension hooks, and each name resolves (ws lazily)."""
     import hanji
     from hanji.notebook import api, extension
 
     for name in hanji.__all__:
         assert callable(getattr(hanji, name)), name
     assert hanji.get is api.get and hanji.activate is api.activate and hanji.ws is api.ws
-    assert set(hanji.__all__) - {"load_ipython_extension", "unload_ipython_extension"} <= set(api.__all__)
+    assert hanji.applets is api.applets
+    assert sorted(set(hanji.__all__) - {"load_ipython_extension", "unload_ipython_extension"}) == api.__all__
+    assert hanji.__all__ == sorted(hanji.__all__)
     assert api.__all__ == sorted(api.__all__)
     assert extension.load.__doc__ and extension.unload.__doc__
 

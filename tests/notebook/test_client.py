@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 from kernels import Kernel
 
 ECHO_BACK = """
@@ -98,6 +101,30 @@ def test_timeout_raises_and_the_reactor_keeps_serving(kernel: Kernel) -> None:
     result = kernel.run("await hanji.aget(('mirror', 'never'), timeout=0.3)")
     assert result.error["ename"] == "TimeoutError"
     assert kernel.value("hanji.get(('mirror', 'slow')).text") == "slow but fine"
+
+
+def test_paths_with_spaces_and_non_ascii_are_percent_encoded(kernel: Kernel) -> None:
+    """Paths with spaces or non-ASCII characters reach the server percent-encoded (once), in every form."""
+    kernel.ok("""
+        @hanji.endpoint("a b")
+        def spaced(request):
+            return {"path": request.path.decode(),
+                    "args": {k.decode(): [v.decode() for v in vs] for k, vs in request.args.items()}}
+    """)
+    seen = {"path": "/res/notebook/a%20b", "args": {}}
+    assert kernel.value("hanji.get('/res/notebook/a b').json()") == seen
+    assert kernel.value("hanji.get('/res/notebook/a%20b').json()") == seen  # not encoded twice
+    assert kernel.value("hanji.get(('notebook', 'a b')).json()") == seen
+    assert kernel.value("hanji.post(('notebook', '/a b'), data={'x': 'y'}).json()['args']") == {"x": ["y"]}
+    assert kernel.value("hanji.request('GET', '/res/notebook/a b?n=Zoë&m=a%26b', params={'q': 'é'}).json()") == {
+        "path": "/res/notebook/a%20b", "args": {"n": ["Zoë"], "m": ["a&b"], "q": ["é"]}}
+    result = kernel.value("(lambda r: (r.status, r.text))(hanji.get('/res/notebook/Zoë y'))")
+    assert result[0] == 404 and "applet 'notebook' has no resource at /res/notebook/Zo%C3%AB%20y" in result[1]
+    assert kernel.value("hanji.get(('echo', 'x y/ü')).status") == 404
+    url = kernel.value("hanji.url('notebook', 'a b')")
+    assert url == kernel.value("hanji.url()") + "res/notebook/a%20b"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        assert json.loads(resp.read()) == seen
 
 
 def test_response_has_a_rich_display(kernel: Kernel) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kernels import ROOT, Kernel
 
 PRELUDE = """
@@ -90,10 +92,9 @@ def test_error_between_cells_is_shown_in_the_next_cell(kernel: Kernel) -> None:
     import urllib.request
 
     url = kernel.value("hanji.url('boom', 'boom')")
-    try:
+    with pytest.raises(urllib.error.HTTPError) as failed:
         urllib.request.urlopen(url, timeout=30)
-    except urllib.error.HTTPError as err:
-        assert err.code == 500
+    assert failed.value.code == 500
     result = kernel.ok("1 + 1")
     assert "Hanji: applet 'boom' failed in Boom GET /res/boom/boom" in result.stderr
     assert "Hanji: applet" not in kernel.ok("2 + 2").stderr  # shown once

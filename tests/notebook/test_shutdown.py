@@ -8,7 +8,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from kernels import Kernel
+import pytest
+
+from kernels import Kernel, port_is_free
 
 STUCK_VIEW = """
 import threading
@@ -16,10 +18,10 @@ from django.http import HttpResponse
 from django.urls import path
 from hanji.core.applet import Applet
 
-entered = threading.Event()
+inside = []  # one entry per view running in a Django worker
 
 def stuck(request):
-    entered.set()
+    inside.append(threading.current_thread().name)
     threading.Event().wait(300)  # a view stuck on a device that never answers
     return HttpResponse("too late")
 
@@ -33,10 +35,17 @@ hanji.activate(Stuck, urls=[path("", stuck)])
 """
 
 
-def _start_stuck_request(kernel: Kernel) -> threading.Thread:
-    """Send a request to the stuck view from another thread and wait until the view runs."""
+SERVER = "__import__('hanji.server.runtime').server.runtime.current()"
+
+
+def _start_stuck_request(kernel: Kernel, saturate: bool = False) -> None:
+    """Send a request to the stuck view from another thread and wait until the view
+    runs; with ``saturate``, enough of them to occupy every Django worker and queue
+    two more behind them."""
     kernel.ok("%load_ext hanji\nimport hanji\n" + STUCK_VIEW)
     url = kernel.value("hanji.url()") + "applets/stuck/"
+    workers = kernel.value(f"{SERVER}.pool.max")
+    count = workers + 2 if saturate else 1
 
     def call() -> None:
         try:
@@ -44,11 +53,19 @@ def _start_stuck_request(kernel: Kernel) -> threading.Thread:
         except (urllib.error.URLError, ConnectionError, OSError):
             pass  # the kernel went away: expected
 
-    caller = threading.Thread(target=call, daemon=True)
-    caller.start()
-    assert kernel.value("entered.wait(30)") is True
-    assert kernel.value("len(__import__('hanji.server.runtime').server.runtime.current().site.in_flight)") == 1
-    return caller
+    for _ in range(count):
+        threading.Thread(target=call, daemon=True).start()
+    _wait_in_kernel(kernel, f"len(inside) == {min(count, workers)}")
+    _wait_in_kernel(kernel, f"len({SERVER}.site.in_flight) == {count}")
+    assert kernel.value("len(inside)") == min(count, workers)  # the queued ones never start
+
+
+def _wait_in_kernel(kernel: Kernel, condition: str, limit: float = 30.0) -> None:
+    """Poll ``condition`` in the kernel until it holds; fail after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not kernel.value(condition):
+        assert time.monotonic() < deadline, f"never true in the kernel: {condition}"
+        time.sleep(0.05)
 
 
 def _wait_exit(kernel: Kernel, limit: float = 60.0) -> int | None:
@@ -63,27 +80,28 @@ def _wait_exit(kernel: Kernel, limit: float = 60.0) -> int | None:
     return None
 
 
-def test_kernel_shutdown_with_a_django_request_in_flight_exits(new_kernel: Any) -> None:
-    """A kernel asked to shut down while a Django view hangs drains with a deadline, deactivates the applets and exits by itself."""
+@pytest.mark.parametrize("saturate", [False, True], ids=["one-stuck-view", "saturated-pool"])
+def test_kernel_shutdown_with_a_django_request_in_flight_exits(new_kernel: Any, saturate: bool) -> None:
+    """A kernel asked to shut down while Django views hang (one, or every worker and more queued) drains with a deadline, deactivates the applets and exits by itself."""
     kernel = new_kernel(env={"HANJI_DRAIN_TIMEOUT": "1"}, applets=None)
-    _start_stuck_request(kernel)
+    _start_stuck_request(kernel, saturate)
     kernel.kc.shutdown()
     code = _wait_exit(kernel)
     assert code == 0, "the kernel hung on shutdown" if code is None else f"exit code {code}"
     assert (kernel.data.parent / "deactivated.txt").read_text() == "on_deactivate ran"
 
 
-def test_unload_with_a_django_request_in_flight_returns(new_kernel: Any) -> None:
-    """%unload_ext hanji with a Django view stuck returns after the drain deadline and frees the port."""
-    from kernels import port_is_free
-
+@pytest.mark.parametrize("saturate", [False, True], ids=["one-stuck-view", "saturated-pool"])
+def test_unload_with_a_django_request_in_flight_returns(new_kernel: Any, saturate: bool) -> None:
+    """%unload_ext hanji with Django views stuck (one, or every worker and more queued) returns after the drain deadline, runs on_deactivate, frees the port, and a new load serves Django again."""
     kernel = new_kernel(env={"HANJI_DRAIN_TIMEOUT": "1"}, applets=None)
-    _start_stuck_request(kernel)
+    _start_stuck_request(kernel, saturate)
     port = int(kernel.value("hanji.url()").rstrip("/").rsplit(":", 1)[1])
     result = kernel.ok("%unload_ext hanji", timeout=60)
     assert f"port {port} is free" in result.text and port_is_free(port)
-    assert (kernel.data.parent / "deactivated.txt").is_file()
+    assert (kernel.data.parent / "deactivated.txt").read_text() == "on_deactivate ran"
     assert "serves http://127.0.0.1:%d/" % port in kernel.ok("%load_ext hanji").text
+    assert kernel.value("hanji.get('/').status") == 200  # Django answers on the new pool
 
 
 def test_kernel_restart_with_a_django_request_in_flight_loads_again(new_kernel: Any) -> None:
