@@ -59,7 +59,9 @@ def ws_url(applet_id: str, path: str = "", base_url: str | None = None) -> str:
     base = (base_url or default_base_url()).rstrip("/")
     scheme, rest = base.split("://", 1) if "://" in base else ("http", base)
     scheme = {"http": "ws", "https": "wss"}.get(scheme, scheme)
-    return f"{scheme}://{rest}/ws/{quote(applet_id, safe='')}/{path.lstrip('/')}"
+    from hanji.notebook.client import quote_path
+
+    return f"{scheme}://{rest}/ws/{quote(applet_id, safe='')}/{quote_path(path.lstrip('/'))}"
 
 
 class WebSocketClient:
