@@ -131,12 +131,14 @@ def compare(report: Report, fig: str, title: str, a: Contender, b: Contender,
 
 # -- figures 1-3 -------------------------------------------------------------------------
 
-# Hanji with one of the fixes of bench/FINDINGS.md taken back out, in memory
+# Hanji with one of the fixes of bench/FINDINGS.md taken back out ("before"), or with
+# a fix proposed but not yet in hanji/ put in ("proposed"), in memory
 # (bench/servers/hanji_patched.py), run beside Hanji in the same rounds, so that every
 # RESULTS.md shows what each fix gains on this machine today.
 BEFORE_VARIANTS = [
-    ("Hanji before fix A (access log via Python logging)", "before-access-log", ("1", "2", "3")),
-    ("Hanji before fix C (a StaticFolder per request)", "before-static", ("3",)),
+    ("Hanji before fix A (access log via Python logging)", "before-access-log", ("1", "2", "3"), "before"),
+    ("Hanji before fix C (a StaticFolder per request)", "before-static", ("3",), "before"),
+    ("Hanji with proposed fix E (gc.freeze() after start-up)", "gc-freeze", ("1", "2"), "proposed"),
 ]
 
 
@@ -145,19 +147,28 @@ def variant_key(patches: str) -> str:
 
 
 def _variants(pool: Pool, path: str, fig: str) -> list[Contender]:
-    return [Contender(label, variant_key(p), path) for label, p, figs in BEFORE_VARIANTS
+    return [Contender(label, variant_key(p), path) for label, p, figs, _ in BEFORE_VARIANTS
             if pool.has(variant_key(p)) and fig in figs]
+
+
+def _kind(label: str) -> str:
+    return next((kind for lab, _, _, kind in BEFORE_VARIANTS if lab == label), "before")
 
 
 def _variant_rows(report: Report, fig: str, title: str, variants: list[Contender], base: Contender,
                   hanji: Contender, res: dict[str, list[WrkResult]]) -> None:
     for v in variants:
         ratios = pair_ratios([r.rps for r in res[v.label]], [r.rps for r in res[base.label]])
-        gain = pair_ratios([r.rps for r in res[hanji.label]], [r.rps for r in res[v.label]])
+        if _kind(v.label) == "proposed":
+            gain = pair_ratios([r.rps for r in res[v.label]], [r.rps for r in res[hanji.label]])
+            text = f"the proposed fix would gain × {fmt(median(gain), '.2f')}"
+        else:
+            gain = pair_ratios([r.rps for r in res[hanji.label]], [r.rps for r in res[v.label]])
+            text = f"the fix gains × {fmt(median(gain), '.2f')}"
         report.row(fig, f"{title}: req/s, {v.label}", fmt(median(r.rps for r in res[v.label])),
                    f"{fmt(median(r.rps for r in res[base.label]))} ({base.label})",
                    f"{fmt(median(ratios), '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})",
-                   "", f"the fix gains × {fmt(median(gain), '.2f')}")
+                   "", text)
 
 
 def figures_1_to_3(report: Report, wrk: Wrk, pool: Pool, rounds: int, which: set[str]) -> None:
@@ -172,8 +183,9 @@ def figures_1_to_3(report: Report, wrk: Wrk, pool: Pool, rounds: int, which: set
 def _fix_text(variants: list[Contender]) -> str:
     if not variants:
         return ""
-    return (" The rows *Hanji before fix …* are Hanji with that fix taken back out in memory "
-            "(`bench/servers/hanji_patched.py`, see the findings below), run in the same rounds.")
+    return (" The rows *Hanji before fix …* are Hanji with that fix taken back out in memory, the rows "
+            "*Hanji with proposed fix …* Hanji with a change not yet made in `hanji/` put in "
+            "(`bench/servers/hanji_patched.py`, see the findings below); both run in the same rounds.")
 
 
 def figure_1(report: Report, wrk: Wrk, pool: Pool, rounds: int) -> None:

@@ -93,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             factories: dict[str, Callable[[], Server]] = {"hanji": lambda: S.hanji(cores, patches=args.patches)}
             if args.variant:
                 # Experiments: replace the before-fix variants with the given patch sets.
-                http_figs.BEFORE_VARIANTS[:] = [(f"Hanji with {v}", v, ("1", "2", "3")) for v in args.variant]
+                http_figs.BEFORE_VARIANTS[:] = [(f"Hanji with {v}", v, ("1", "2", "3"), "proposed")
+                                                for v in args.variant]
             if not args.patches and not args.no_fixes:
-                for _, patches, figs in http_figs.BEFORE_VARIANTS:
+                for _, patches, figs, _ in http_figs.BEFORE_VARIANTS:
                     key = http_figs.variant_key(patches)
                     tag = key.replace("+", "-").replace(",", "-")
                     factories[key] = lambda tag=tag, patches=patches: S.hanji(cores, tag, patches=patches)
