@@ -138,7 +138,7 @@ def compare(report: Report, fig: str, title: str, a: Contender, b: Contender,
 BEFORE_VARIANTS = [
     ("Hanji before fix A (access log via Python logging)", "before-access-log", ("1", "2", "3"), "before"),
     ("Hanji before fix C (a StaticFolder per request)", "before-static", ("3",), "before"),
-    ("Hanji with proposed fix E (gc.freeze() after start-up)", "gc-freeze", ("1", "2"), "proposed"),
+    ("Hanji before fix E (no gc.freeze() after start-up)", "before-gc-freeze", ("1", "2"), "before"),
 ]
 
 

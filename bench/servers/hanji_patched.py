@@ -79,22 +79,13 @@ def _untracked() -> None:
     tracking.install = lambda reactor: None
 
 
-@patch("gc-freeze")
-def _gc_freeze() -> None:
-    """Experiment: once the applets are active, move every object alive to the GC's
-    permanent generation (``gc.freeze()``), so collections only scan request garbage."""
-    import gc
+@patch("before-gc-freeze")
+def _before_gc_freeze() -> None:
+    """Fix E taken back out: `hanji serve` no longer freezes its start-up heap
+    (``gc.collect(); gc.freeze()`` once the applets are active)."""
+    from hanji import cli
 
-    from hanji.server.runtime import HanjiServer
-
-    original = HanjiServer.activate_packages
-
-    def activate_packages(self: Any) -> Any:
-        d = original(self)
-        d.addBoth(lambda result: (gc.collect(), gc.freeze(), result)[-1])
-        return d
-
-    HanjiServer.activate_packages = activate_packages  # type: ignore[method-assign]
+    cli._freeze_heap = lambda: None
 
 
 def main() -> int:
