@@ -64,7 +64,6 @@ class HanjiServer:
         self.site: HanjiSite = build_site(self, access_log)
         self.listening_port: Any = None
         self._swap_lock = defer.DeferredLock()
-        self._django_patterns_version = 0
         tracking.install(reactor)
         _current = self
 
@@ -102,7 +101,9 @@ class HanjiServer:
             except net_error.CannotListenError:
                 if not port_fallback or candidate == 0:
                     raise
-        assert self.listening_port is not None
+        if self.listening_port is None:
+            raise net_error.CannotListenError(
+                self.host, wanted, OSError(f"ports {wanted}-{wanted + 49} are all taken; set another port"))
         self.port = self.listening_port.getHost().port
         if self.port != wanted and wanted != 0:
             log.warning("Port %d is taken; Hanji listens on %d instead.", wanted, self.port)
