@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import traceback
 from typing import Any
 
@@ -12,8 +11,6 @@ from django.urls import get_script_prefix
 
 from hanji._threads import debug_enabled
 from hanji.server import errors as _errors
-
-log = logging.getLogger("hanji.server")
 
 
 def _card(record: Any, request: HttpRequest) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import crochet
 
 crochet.setup()
 
-from twisted.internet import defer, reactor  # noqa: E402
+from twisted.internet import reactor  # noqa: E402
 
 from hanji.core.applet import Applet  # noqa: E402
 from hanji.server import django_setup  # noqa: E402
