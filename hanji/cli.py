@@ -50,6 +50,17 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _warn_no_token(host: str) -> None:
+    """Say loudly, in the log and on stderr, that the site is open to anyone."""
+    from hanji.server import access
+
+    who = "this machine's users and programs" if access.is_loopback(host) else "anyone who can reach it"
+    message = (f"--no-token: Hanji on {host} requires NO access token; {who} can use every applet, "
+               "its data and its Django views. Drop --no-token unless something else guards the port.")
+    log.warning(message)
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the server with the reactor in the main thread until Ctrl-C or SIGTERM."""
     from hanji import _threads
@@ -67,10 +78,15 @@ def serve(args: argparse.Namespace) -> int:
 
     reactor: Any = _reactor
 
+    from hanji.server import access
+
+    token = access.choose_token(args.host, args.no_token)
+    if args.no_token:
+        _warn_no_token(args.host)
     server = HanjiServer(
         reactor, setup, host=args.host, port=args.port,
         django_threads=args.django_threads, drain_timeout=args.drain_timeout,
-        access_log=args.access_log,
+        access_log=args.access_log, token=token,
     )
     status = {"code": 0}
 
@@ -83,6 +99,10 @@ def serve(args: argparse.Namespace) -> int:
             reactor.stop()
             return
         print(f"Hanji serves {server.url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if server.token:
+            # Printed, not logged: the token stays out of hanji.log.
+            print(f"    open {server.token_url}\n    or send the header 'Authorization: token {server.token}'",
+                  file=sys.stderr, flush=True)
         server.start().addCallback(lambda _: _freeze_heap())
 
     # Hand the GIL round every 1 ms instead of 5 ms: CPU-bound Django views then
@@ -199,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--django-threads", type=int, default=10, metavar="N")
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
     p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
+    p.add_argument("--no-token", action="store_true",
+                   help="require no access token, even off loopback (unsafe; warns)")
     p.add_argument("--debug", action="store_true")
     p.set_defaults(func=serve)
 

@@ -42,6 +42,7 @@ class ServerProcess:
         full_env = dict(os.environ, HANJI_ECHO_PORT="0", PYTHONUNBUFFERED="1")
         full_env.update(env or {})
         self._stderr = open(self.stderr_path, "wb")
+        self.token: str | None = None
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._stderr, env=full_env, cwd=tmp)
         self.url = self._wait_for_url()
 
@@ -52,6 +53,9 @@ class ServerProcess:
             if match:
                 url = match.group(1)
                 self._wait_ready(url, deadline)
+                # A server that requires the access token prints the URL with it.
+                token = re.search(r"\?token=(\S+)", self.log)
+                self.token = token.group(1) if token else None
                 return url
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hanji serve exited with {self.proc.returncode}:\n{self.log}")
@@ -69,8 +73,21 @@ class ServerProcess:
     def log(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def default_headers(self, method: str) -> dict[str, str]:
+        """Return what a legitimate client sends: the server's own Origin on unsafe
+        methods (CSRF check), and the access token header if the server has one."""
+        headers = {}
+        if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+            headers["Origin"] = self.url
+        if self.token:
+            headers["Authorization"] = f"token {self.token}"
+        return headers
+
     def request(self, method: str, path: str, data: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30) -> HttpAnswer:
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        """Send a request; with ``headers`` None, those of :meth:`default_headers`,
+        else exactly ``headers``."""
+        sent = self.default_headers(method) if headers is None else headers
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=sent)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return HttpAnswer(resp.status, resp.headers, resp.read())

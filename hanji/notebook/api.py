@@ -74,7 +74,7 @@ def show(applet_id: str, *, height: int = 360) -> None:
 
     session = running_session()
     record = _active_record(applet_id)
-    page = applet_page(public_base(session.url, session.server.port), record.id)
+    page = applet_page(public_base(session.url, session.server.port), record.id, session.token)
     display(applet_frame(record.id, str(record.applet.name), page, height))
 
 

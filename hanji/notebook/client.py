@@ -181,8 +181,12 @@ class _Prepared:
 
 
 def _prepare(base: str, method: str, path: Any, params: Any, data: Any, json: Any,
-             headers: Mapping[str, str] | None) -> _Prepared:
-    """Build the request (pure, any thread); raise UsageError on a bad argument."""
+             headers: Mapping[str, str] | None, token: str | None = None) -> _Prepared:
+    """Build the request (pure, any thread); raise UsageError on a bad argument.
+
+    With ``token``, send it as ``Authorization: token …`` (unless ``headers`` has
+    an Authorization): the site's access token, which also exempts the call from
+    the CSRF check."""
     if not isinstance(method, str) or not method.isalpha():
         raise UsageError(f"HTTP method {method!r} must be a word such as 'GET' or 'POST'.")
     target = site_path(path)
@@ -205,7 +209,11 @@ def _prepare(base: str, method: str, path: Any, params: Any, data: Any, json: An
         # A mapping or pairs: a form, so request.args sees the fields.
         body = urlencode(data, doseq=True).encode("ascii")
         sent["Content-Type"] = ["application/x-www-form-urlencoded"]
+    if token:
+        sent["Authorization"] = [f"token {token}"]
     for name, value in (headers or {}).items():
+        if name.lower() == "authorization":
+            sent.pop("Authorization", None)
         sent[name] = [value]
     return _Prepared(method.upper(), base + target, target, sent, body)
 
@@ -285,7 +293,7 @@ def request(method: str, path: SitePath, *, params: Any = None, data: Any = None
     on the reactor thread (a render method cannot call its own site this way).
     """
     session = running_session()
-    prepared = _prepare(session.url, method, path, params, data, json, headers)
+    prepared = _prepare(session.url, method, path, params, data, json, headers, session.token)
     return session.call(_fetch, session.reactor, prepared, timeout=timeout, what=_what(prepared))  # type: ignore[no-any-return]
 
 
@@ -294,7 +302,7 @@ async def arequest(method: str, path: SitePath, *, params: Any = None, data: Any
                    timeout: float = DEFAULT_TIMEOUT) -> Response:
     """Awaitable twin of :func:`request` (``await hanji.arequest(...)`` in a cell)."""
     session = running_session()
-    prepared = _prepare(session.url, method, path, params, data, json, headers)
+    prepared = _prepare(session.url, method, path, params, data, json, headers, session.token)
     return await session.acall(_fetch, session.reactor, prepared, timeout=timeout, what=_what(prepared))  # type: ignore[no-any-return]
 
 

@@ -31,10 +31,19 @@ def public_base(local_url: str, port: int) -> str:
     return local_url.rstrip("/")
 
 
-def applet_page(base: str, applet_id: str) -> str:
-    """Return the URL of the home page focused on one applet's card."""
+def applet_page(base: str, applet_id: str, token: str | None = None) -> str:
+    """Return the URL of the home page focused on one applet's card, with the
+    access token if one is given (the first visit sets the browser's cookie)."""
     quoted = quote(applet_id, safe="")
-    return f"{base}/?applet={quoted}#applet-{quoted}"
+    with_token = f"&token={quote(token, safe='')}" if token else ""
+    return f"{base}/?applet={quoted}{with_token}#applet-{quoted}"
+
+
+def with_token(url: str, token: str | None) -> str:
+    """Return ``url`` with ``?token=…`` added when a token is given."""
+    if not token:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}token={quote(token, safe='')}"
 
 
 def link(url: str, text: str | None = None) -> str:
@@ -70,8 +79,10 @@ def applet_frame(applet_id: str, name: str, url: str, height: int = 360) -> Inli
     return Inline(plain, html_text)
 
 
-def banner(url: str, message: str) -> Inline:
-    """Return the one-line start-up banner with a clickable link."""
+def banner(url: str, message: str, href: str | None = None) -> Inline:
+    """Return the one-line start-up banner with a clickable link to ``href``
+    (default ``url``, which is the text shown)."""
     plain = message.replace("{url}", url)
-    html_text = '<div class="hanji-banner">' + html.escape(message).replace("{url}", link(url)) + "</div>"
+    anchor = f'<a href="{html.escape(href or url)}" target="_blank" rel="noopener">{html.escape(url)}</a>'
+    html_text = '<div class="hanji-banner">' + html.escape(message).replace("{url}", anchor) + "</div>"
     return Inline(plain, html_text)

@@ -15,7 +15,7 @@ from typing import Any
 
 from hanji.notebook import hooks as _hooks
 from hanji.notebook import live, magics
-from hanji.notebook.display import banner, public_base
+from hanji.notebook.display import banner, public_base, with_token
 from hanji.notebook.session import get_session
 
 _cell_hooks: list[_hooks.CellHooks] = []
@@ -56,7 +56,8 @@ def _start(shell: Any) -> None:
     magics.register(shell)
     if info is not None:
         url = public_base(session.url, session.server.port) + "/"
-        display(banner(url, _banner_text(session, info.seconds, info.wanted_port)))
+        display(banner(url, _banner_text(session, info.seconds, info.wanted_port),
+                       href=with_token(url, session.token)))
 
 
 def load(shell: Any) -> None:

@@ -224,10 +224,14 @@ class Session:
     def _build_server(self, setup: Any, port: int) -> Any:
         """Phase 3: build the server once and arm the exit trigger; reactor thread."""
         assert_reactor_thread("Session._build_server()")
+        from hanji.server.access import new_token
         from hanji.server.runtime import HanjiServer
 
+        # Always a token, even on loopback: another local user or a web page must
+        # not drive this kernel's applets. The notebook client sends it as a header.
+        token = os.environ.get("HANJI_TOKEN", "").strip() or new_token()
         server = HanjiServer(self.reactor, setup, host=self.host, port=port,
-                             drain_timeout=self.drain_timeout)
+                             drain_timeout=self.drain_timeout, token=token)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._shutdown_for_exit)
         return server
 
@@ -275,6 +279,13 @@ class Session:
         if self.server is None:
             raise NotLoaded()
         return str(self.server.url)
+
+    @property
+    def token(self) -> str | None:
+        """The access token of this kernel's server (any thread)."""
+        if self.server is None:
+            raise NotLoaded()
+        return self.server.token  # type: ignore[no-any-return]
 
 
 _session = Session()

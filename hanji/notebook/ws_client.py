@@ -54,6 +54,19 @@ def default_base_url() -> str:
     return os.environ.get("HANJI_URL") or DEFAULT_URL
 
 
+def default_token(base_url: str | None = None) -> str | None:
+    """Return the access token for ``base_url``: that of the Hanji server in this
+    process when the URL is its own (or not given), else ``$HANJI_TOKEN``; any thread."""
+    runtime = sys.modules.get("hanji.server.runtime")
+    server = runtime.current() if runtime is not None else None
+    if server is not None and getattr(server, "listening_port", None) is not None:
+        own = str(server.url)
+        given = (base_url or own).rstrip("/")
+        if given.split("://", 1)[-1] == own.split("://", 1)[-1]:
+            return getattr(server, "token", None)
+    return os.environ.get("HANJI_TOKEN") or None
+
+
 def ws_url(applet_id: str, path: str = "", base_url: str | None = None) -> str:
     """Return ``ws(s)://host:port/ws/<applet_id>/<path>`` for ``base_url`` (http or ws)."""
     base = (base_url or default_base_url()).rstrip("/")
@@ -283,7 +296,8 @@ def ws(applet_id: str, path: str = "", *, base_url: str | None = None, timeout: 
     """Open a websocket to ``/ws/<applet_id>/<path>`` and return the connection.
 
     ``base_url`` defaults to the Hanji server of this kernel, else ``$HANJI_URL``,
-    else ``http://127.0.0.1:8899``. ``timeout`` bounds the opening handshake and is
+    else ``http://127.0.0.1:8899``; the access token (of this kernel's server, else
+    ``$HANJI_TOKEN``) is sent as ``Authorization: token …``. ``timeout`` bounds the opening handshake and is
     the default timeout of :meth:`WebSocketClient.receive`. With ``json=True`` text
     messages are decoded as JSON (text that is not JSON stays a str). ``path`` may
     carry a query string. Raise WebSocketHandshakeError if the server refuses the
@@ -298,6 +312,10 @@ def ws(applet_id: str, path: str = "", *, base_url: str | None = None, timeout: 
     from websockets.sync.client import connect
 
     url = ws_url(applet_id, path, base_url)
+    headers = dict(headers or {})
+    token = default_token(base_url)
+    if token and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = f"token {token}"
     stack = contextlib.ExitStack()
     try:
         conn = stack.enter_context(connect(

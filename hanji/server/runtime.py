@@ -51,12 +51,16 @@ class HanjiServer:
         django_threads: int = 10,
         drain_timeout: float = 10.0,
         access_log: str | None = None,
+        token: str | None = None,
     ) -> None:
         global _current
         self.reactor = reactor
         self.setup = setup
         self.host = host
         self.port = port
+        # The access token every request must present (None: none required);
+        # see hanji.server.access. Set before listening, then read-only.
+        self.token = token
         self.drain_timeout = drain_timeout
         self.registry = Registry()
         self.pool = DjangoPool(django_threads)
@@ -74,6 +78,12 @@ class HanjiServer:
         """The base URL the site answers on (any thread)."""
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        """The URL to open in a browser: ``url/?token=…`` when a token is required,
+        else ``url/`` (any thread)."""
+        return f"{self.url}/?token={self.token}" if self.token else f"{self.url}/"
 
     # -- start and stop ----------------------------------------------------------
 

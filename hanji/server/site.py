@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.web import resource, server
 
 from hanji._exceptions import AppletNotFound
-from hanji.server import static
+from hanji.server import access, csrf, static
 
 if TYPE_CHECKING:
     from hanji.server.runtime import HanjiServer
@@ -112,6 +112,9 @@ class HanjiRoot(resource.Resource):
         self.hanji_static = static.folder(static.HANJI_STATIC)
 
     def getChildWithDefault(self, name: bytes, request: Any) -> Any:
+        refused = self._refused(name, request)
+        if refused is not None:
+            return refused
         child = None
         if name == b"static":
             child = self._static(request)
@@ -129,7 +132,24 @@ class HanjiRoot(resource.Resource):
         return child
 
     def render(self, request: Any) -> Any:
+        refused = self._refused(b"", request)
+        if refused is not None:
+            return refused.render(request)
         return self._django(request).render(request)
+
+    def _refused(self, name: bytes, request: Any) -> Any:
+        """Return a 403 resource if the request lacks the access token (every route
+        but Hanji's own assets) or, for an unsafe method on /res, fails the CSRF
+        check; else None. Reactor thread."""
+        if not access.is_open_path([name, *request.postpath]):
+            if access.authenticate(request, self.hanji.token, self.hanji.port) is None:
+                return access.refusal(request)
+        if name == b"res":
+            reason = csrf.refusal(request)
+            if reason is not None:
+                path = request.path.decode("utf-8", "replace")
+                return access.Forbidden(f"{request.method.decode('ascii', 'replace')} {path}: {reason}")
+        return None
 
     def _django(self, request: Any) -> Any:
         if request.prepath:

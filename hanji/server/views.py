@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import get_script_prefix
+from django.views.decorators.csrf import ensure_csrf_cookie
 
 from hanji._threads import debug_enabled
 from hanji.server import errors as _errors
@@ -33,9 +34,11 @@ def base_path(request: HttpRequest) -> dict[str, str]:
     return {"hanji_base": get_script_prefix().rstrip("/")}
 
 
+@ensure_csrf_cookie
 def home(request: HttpRequest) -> HttpResponse:
     """Render the home page: every active applet with its web UI, or only the one
-    named by ``?applet=<id>`` (what ``hanji.show`` frames)."""
+    named by ``?applet=<id>`` (what ``hanji.show`` frames). It sets the csrftoken
+    cookie that ``hanji.callback`` sends back as X-CSRFToken."""
     from hanji.server.runtime import current
 
     server = current()

@@ -6,6 +6,8 @@
  *     (sent as application/x-www-form-urlencoded, so request.args sees it).
  *     options: {method, headers, json: true (send data as JSON), base}.
  *     Rejects with an Error carrying .status and .body on a non-2xx answer.
+ *     Unsafe methods carry X-CSRFToken (the csrftoken cookie, set by Django pages
+ *     such as the home page) and the page's Origin, as the server requires.
  *
  *   hanji.connect(applet_id, path, options?) -> connection
  *     A websocket to /ws/<applet_id>/<path> that reconnects by itself.
@@ -41,9 +43,34 @@
     return (base === undefined ? siteBase : base) + "/res/" + encodeURIComponent(appletId) + "/" + clean;
   }
 
+  // Django's CSRF cookie (CSRF_COOKIE_NAME; set hanji.csrfCookieName if renamed).
+  hanji.csrfCookieName = hanji.csrfCookieName || "csrftoken";
+
+  function cookie(name) {
+    var pairs = (global.document && global.document.cookie) ? global.document.cookie.split(";") : [];
+    for (var i = 0; i < pairs.length; i++) {
+      var pair = pairs[i].replace(/^\s+/, "");
+      if (pair.slice(0, name.length + 1) === name + "=") {
+        return decodeURIComponent(pair.slice(name.length + 1));
+      }
+    }
+    return null;
+  }
+
+  function hasHeader(headers, name) {
+    for (var key in headers) {
+      if (Object.prototype.hasOwnProperty.call(headers, key) && key.toLowerCase() === name.toLowerCase()) { return true; }
+    }
+    return false;
+  }
+
   hanji.callback = function (appletId, path, data, options) {
     options = options || {};
     var init = { method: options.method || "POST", headers: options.headers || {}, credentials: "same-origin" };
+    var token = cookie(hanji.csrfCookieName);
+    if (token && !/^(GET|HEAD|OPTIONS|TRACE)$/i.test(init.method) && !hasHeader(init.headers, "X-CSRFToken")) {
+      init.headers["X-CSRFToken"] = token;
+    }
     if (data !== undefined && data !== null) {
       if (options.json) {
         init.body = JSON.stringify(data);

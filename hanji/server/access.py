@@ -1,0 +1,153 @@
+"""The access token: who may use the site at all; reactor thread (pure checks).
+
+Like Jupyter's token model. A server bound to anything but loopback (``127.0.0.1``,
+``::1``, ``localhost``) needs a token, generated at start and printed with the URL
+(``http://host:port/?token=…``); ``HANJI_TOKEN`` fixes it (and then it is required on
+loopback too); ``hanji serve --no-token`` opts out, loudly. A request presents it
+in one of three ways:
+
+    Authorization: token <token>   a header (the notebook client's credential)
+    ?token=<token>                 in the URL; the answer sets the cookie below
+    hanji-token-<port> cookie      HttpOnly, SameSite=Lax, set by a ?token= visit
+
+Every route checks it (``/res``, ``/ws``, applet static files, Django views) but
+Hanji's own ``/static/hanji/`` assets and the favicon. The cookie is named after the
+port because browsers share cookies between the ports of one host. Its value is a
+digest of the token, not the token, and every comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from typing import Any
+from urllib.parse import parse_qs
+
+from twisted.web import resource
+
+# How the request proved it knows the token (request.hanji_auth); the CSRF check
+# exempts HEADER only: a browser never adds it by itself.
+HEADER, COOKIE, QUERY, OPEN = "header", "cookie", "query", "open"
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def new_token() -> str:
+    """Return a fresh random token (48 hex digits, as Jupyter's)."""
+    return secrets.token_hex(24)
+
+
+def is_loopback(host: str) -> bool:
+    """Return True if ``host`` (a bind address) is reachable only from this machine."""
+    return host.strip("[]").lower() in LOOPBACK
+
+
+def choose_token(host: str, no_token: bool = False, env: dict[str, str] | None = None) -> str | None:
+    """Return the token a server bound to ``host`` requires, or None for none.
+
+    ``HANJI_TOKEN`` (in ``env``, default ``os.environ``) wins, loopback or not;
+    else a new token unless ``host`` is loopback. ``no_token`` turns it off (the
+    caller warns). Any thread.
+    """
+    if no_token:
+        return None
+    fixed = (os.environ if env is None else env).get("HANJI_TOKEN", "").strip()
+    if fixed:
+        return fixed
+    return None if is_loopback(host) else new_token()
+
+
+def cookie_name(port: int) -> bytes:
+    """Return the name of the token cookie of the server on ``port``."""
+    return f"hanji-token-{port}".encode("ascii")
+
+
+def _cookie_value(token: str) -> bytes:
+    return hmac.new(token.encode("utf-8"), b"hanji access cookie", hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _equal(given: bytes | str | None, expected: bytes) -> bool:
+    if given is None:
+        return False
+    if isinstance(given, str):
+        given = given.encode("utf-8", "replace")
+    return hmac.compare_digest(given, expected)
+
+
+def _header_token(request: Any) -> bytes | None:
+    value = request.getHeader(b"authorization")
+    if not value:
+        return None
+    scheme, _, rest = value.strip().partition(b" ")
+    if scheme.lower() != b"token":
+        return None
+    return rest.strip() or None
+
+
+def _query_token(request: Any) -> bytes | None:
+    # From the URL only, never from a form body.
+    query = request.uri.partition(b"?")[2]
+    if b"token=" not in query:
+        return None
+    values = parse_qs(query, keep_blank_values=True).get(b"token")
+    return values[0] if values else None
+
+
+def authenticate(request: Any, token: str | None, port: int) -> str | None:
+    """Return how ``request`` presented the token (HEADER, COOKIE or QUERY; OPEN
+    when none is required), or None if it did not. A valid ``?token=`` sets the
+    cookie on the answer. Record the result as ``request.hanji_auth``. Reactor thread.
+    """
+    if token is None:
+        how: str | None = OPEN
+    else:
+        expected = token.encode("utf-8")
+        cookie = cookie_name(port)
+        if _equal(_header_token(request), expected):
+            how = HEADER
+        elif _equal(_query_token(request), expected):
+            how = QUERY
+            request.addCookie(cookie, _cookie_value(token), path=b"/", httpOnly=True, sameSite="lax",
+                              secure=True if request.isSecure() else None)
+        elif _equal(request.getCookie(cookie), _cookie_value(token)):
+            how = COOKIE
+        else:
+            how = None
+    request.hanji_auth = how
+    return how
+
+
+def is_open_path(segments: list[bytes]) -> bool:
+    """Return True for the paths anyone may fetch: Hanji's own assets and the favicon."""
+    first = segments[0] if segments else b""
+    if first == b"favicon.ico" and len(segments) == 1:
+        return True
+    return first == b"static" and len(segments) > 1 and segments[1] == b"hanji"
+
+
+class Forbidden(resource.Resource):
+    """A plain-text 403 saying how to get in; reactor thread."""
+
+    isLeaf = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(403)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return ("403 Forbidden: " + self.message + "\n").encode("utf-8")
+
+
+def refusal(request: Any) -> Forbidden:
+    """Return the 403 for a request without the token; reactor thread."""
+    path = request.path.decode("utf-8", "replace").split("?")[0]
+    return Forbidden(
+        f"{path} needs the Hanji access token. Open the URL with ?token=… that `hanji serve` "
+        "printed at start (it sets a cookie), or send the header 'Authorization: token <token>'. "
+        "The token is the one printed at start or set with HANJI_TOKEN."
+    )

@@ -1,0 +1,109 @@
+"""CSRF protection of unsafe methods on ``/res``; reactor thread (pure checks).
+
+A POST, PUT, PATCH or DELETE to a Twisted resource is served only if one holds:
+
+1. it carried the access token in an ``Authorization: token …`` header (the
+   notebook client's credential, which a browser never adds by itself);
+2. it carries Django's CSRF token (``X-CSRFToken`` header or ``csrfmiddlewaretoken``
+   form field) matching the ``csrftoken`` cookie, checked by Django's own
+   ``CsrfViewMiddleware`` code (``hanji.callback`` sends it);
+3. it is same-origin: its ``Origin`` (or, when absent, its ``Referer``'s origin) is
+   the server's own, by the rule of the websocket origin check
+   (:func:`hanji.server._ws_endpoint.same_origin`: ``X-Forwarded-Host`` or ``Host``,
+   the port told by ``X-Forwarded-Proto`` when the host names none).
+
+Anything else gets a 403 with the reason. Requests authenticated by the access
+cookie are not exempt: a cross-site page can make the browser send cookies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from hanji.server import access
+from hanji.server._ws_endpoint import same_origin
+
+UNSAFE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
+
+_HOW = ("Send the X-CSRFToken header with the value of the csrftoken cookie (hanji.callback does), "
+        "or call from a page of this server (same Origin), or authenticate with the header "
+        "'Authorization: token <token>'.")
+
+
+def _csrf_token_problem(request: Any) -> str | None:
+    """Return why the request's CSRF token is missing or wrong, None if it is
+    valid; checked by Django's CsrfViewMiddleware on a stand-in HttpRequest."""
+    from django.conf import settings
+    from django.http import HttpRequest, QueryDict
+    from django.middleware.csrf import CsrfViewMiddleware, RejectRequest
+
+    stand_in = HttpRequest()
+    stand_in.method = request.method.decode("ascii", "replace")
+    cookie = request.getCookie(settings.CSRF_COOKIE_NAME.encode("latin-1"))
+    if cookie is not None:
+        stand_in.COOKIES[settings.CSRF_COOKIE_NAME] = cookie.decode("latin-1")
+    # CSRF_HEADER_NAME is a WSGI name: HTTP_X_CSRFTOKEN is the X-CSRFToken header.
+    header = settings.CSRF_HEADER_NAME.removeprefix("HTTP_").replace("_", "-").lower()
+    value = request.getHeader(header.encode("latin-1"))
+    if value is not None:
+        stand_in.META[settings.CSRF_HEADER_NAME] = value.decode("latin-1")
+    form = QueryDict(mutable=True)
+    field = _form_field(request)
+    if field is not None:
+        form["csrfmiddlewaretoken"] = field
+    stand_in.POST = form  # type: ignore[assignment]
+    try:
+        CsrfViewMiddleware(lambda r: None)._check_token(stand_in)
+    except RejectRequest as exc:
+        return str(exc.reason)
+    return None
+
+
+def _form_field(request: Any) -> str | None:
+    content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+    if content_type not in (b"application/x-www-form-urlencoded", b"multipart/form-data"):
+        return None
+    args = getattr(request, "args", None) or {}
+    values = args.get(b"csrfmiddlewaretoken") if isinstance(args, dict) else None
+    if not values:
+        return None
+    value = values[0]
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _referer_origin(request: Any) -> str | None:
+    referer = request.getHeader(b"referer")
+    if not referer:
+        return None
+    try:
+        parts = urlsplit(referer.decode("latin-1").strip())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def refusal(request: Any) -> str | None:
+    """Return why an unsafe request must be refused (403), or None to serve it.
+    Run after :func:`hanji.server.access.authenticate`; reactor thread."""
+    if request.method not in UNSAFE_METHODS:
+        return None
+    if getattr(request, "hanji_auth", None) == access.HEADER:
+        return None
+    problem = _csrf_token_problem(request)
+    if problem is None:
+        return None
+    origin_header = request.getHeader(b"origin")
+    if origin_header is not None:
+        origin = origin_header.decode("latin-1")
+        if same_origin(request, origin):
+            return None
+        return f"cross-origin request from {origin.strip()} refused (CSRF protection). {_HOW}"
+    origin = _referer_origin(request)
+    if origin is not None:
+        if same_origin(request, origin):
+            return None
+        return f"cross-origin request (Referer from {origin}) refused (CSRF protection). {_HOW}"
+    return f"no Origin or Referer header, and {problem[0].lower() + problem[1:]} {_HOW}"

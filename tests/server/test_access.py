@@ -1,0 +1,128 @@
+"""The access token: required off loopback or with HANJI_TOKEN, by header, ?token= or cookie."""
+
+from __future__ import annotations
+
+import re
+from http.cookies import SimpleCookie
+from typing import Any
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+HELLO = "/res/hello_world/path_to_my_resource"
+# One route of each kind: a Twisted resource, an applet's static file, a Django view
+# (the home page and an applet's urls.py), and Hanji's own assets (always open).
+GUARDED = ["/res/echo/info", "/static/hello_world/help.html", "/", "/applets/notes/"]
+OPEN = ["/static/hanji/hanji.js", "/favicon.ico"]
+
+
+@pytest.fixture(scope="module")
+def public(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A server bound to 0.0.0.0, which must therefore generate a token."""
+    from server_process import APPLETS, TEST_APPLETS, ServerProcess
+
+    proc = ServerProcess(tmp_path_factory.mktemp("public-server"), [APPLETS, TEST_APPLETS], ["--host", "0.0.0.0"])
+    yield proc
+    proc.stop()
+
+
+def _ws_url(server: Any, path: str) -> str:
+    return server.url.replace("http://", "ws://") + path
+
+
+def _ws_status(server: Any, path: str, headers: dict[str, str]) -> int:
+    """Open a websocket with ``headers``; return 101 if it opened, else the HTTP status."""
+    try:
+        with connect(_ws_url(server, path), additional_headers=headers, open_timeout=30):
+            return 101
+    except InvalidStatus as exc:
+        return int(exc.response.status_code)
+
+
+def _token_cookie(answer: Any, port: int) -> SimpleCookie:
+    cookies = SimpleCookie()
+    for value in answer.headers.get_all("Set-Cookie") or []:
+        cookies.load(value)
+    return cookies
+
+
+def test_public_bind_prints_a_token_url_and_keeps_the_banner(public: Any) -> None:
+    """Off loopback the banner line stays as it was and the next line gives the URL with ?token=."""
+    assert re.search(r"Hanji serves http://127\.0\.0\.1:\d+/  \(Ctrl-C to stop\)", public.log)
+    assert public.token and re.fullmatch(r"[0-9a-f]{48}", public.token)
+    assert f"{public.url}/?token={public.token}" in public.log
+    assert public.token not in (public.data / "hanji.log").read_text()  # printed, not logged
+
+
+def test_routes_refuse_requests_without_the_token(public: Any) -> None:
+    """/res, applet static files and Django views answer 403 saying how to get in; Hanji's assets stay open."""
+    for path in GUARDED:
+        answer = public.get(path, headers={})
+        assert answer.status == 403, path
+        assert "?token=" in answer.text and "Authorization: token" in answer.text, answer.text
+        assert path.rstrip("/") in answer.text or path == "/"
+    for path in OPEN:
+        assert public.get(path, headers={}).status == 200, path
+
+
+def test_websockets_refuse_connections_without_the_token(public: Any) -> None:
+    """A websocket handshake without the token gets 403; with the header it opens."""
+    assert _ws_status(public, "/ws/echo/echo", {}) == 403
+    assert _ws_status(public, "/ws/echo/echo", {"Authorization": "token wrong"}) == 403
+    assert _ws_status(public, "/ws/echo/echo", {"Authorization": f"token {public.token}"}) == 101
+
+
+def test_wrong_tokens_are_refused(public: Any) -> None:
+    """A wrong token in the header, the query or the cookie gets 403."""
+    port = int(public.url.rsplit(":", 1)[1])
+    assert public.get("/res/echo/info", headers={"Authorization": "token nope"}).status == 403
+    assert public.get("/res/echo/info", headers={"Authorization": f"Bearer {public.token}"}).status == 403
+    assert public.get("/res/echo/info?token=nope", headers={}).status == 403
+    assert public.get("/res/echo/info", headers={"Cookie": f"hanji-token-{port}={public.token}"}).status == 403
+
+
+def test_header_token_opens_every_route(public: Any) -> None:
+    """'Authorization: token <token>' is accepted on every guarded route."""
+    for path in GUARDED:
+        assert public.get(path, headers={"Authorization": f"token {public.token}"}).status == 200, path
+
+
+def test_query_token_sets_a_cookie_that_opens_the_site(public: Any) -> None:
+    """A ?token= visit sets an HttpOnly, SameSite=Lax cookie; the cookie alone then opens every route and the websocket."""
+    port = int(public.url.rsplit(":", 1)[1])
+    first = public.get(f"/?token={public.token}", headers={})
+    assert first.status == 200
+    raw = " ".join(first.headers.get_all("Set-Cookie") or [])
+    assert f"hanji-token-{port}=" in raw and "HttpOnly" in raw and re.search("SameSite=lax", raw, re.I)
+    cookie = _token_cookie(first, port)[f"hanji-token-{port}"]
+    assert cookie["path"] == "/" and public.token not in cookie.value  # a digest, not the token
+    sent = {"Cookie": f"hanji-token-{port}={cookie.value}"}
+    for path in GUARDED:
+        assert public.get(path, headers=sent).status == 200, path
+    assert _ws_status(public, "/ws/echo/echo", sent) == 101
+
+
+def test_fixed_token_is_required_even_on_loopback(start_server: Any) -> None:
+    """HANJI_TOKEN sets the token, and a loopback server then requires it too."""
+    srv = start_server(env={"HANJI_TOKEN": "s3cret-fixed"})
+    assert srv.token == "s3cret-fixed"
+    assert srv.get("/res/echo/info", headers={}).status == 403
+    assert srv.get("/res/echo/info", headers={"Authorization": "token s3cret-fixed"}).status == 200
+    assert srv.get("/res/echo/info?token=s3cret-fixed", headers={}).status == 200
+
+
+def test_loopback_default_needs_no_token(server: Any) -> None:
+    """The default loopback server needs no token and prints none."""
+    assert server.token is None and "?token=" not in server.log
+    assert server.get("/res/echo/info", headers={}).status == 200
+
+
+def test_no_token_opens_a_public_bind_with_a_loud_warning(start_server: Any) -> None:
+    """--no-token serves 0.0.0.0 without a token, warning in the log and on stderr."""
+    srv = start_server(args=["--host", "0.0.0.0", "--no-token"])
+    assert srv.token is None
+    assert srv.get("/res/echo/info", headers={}).status == 200
+    assert re.search(r"WARNING hanji \[.*\] --no-token: .*NO access token", srv.log)
+    assert re.search(r"^WARNING: --no-token: ", srv.log, re.M)
+    assert "NO access token" in (srv.data / "hanji.log").read_text()
