@@ -106,4 +106,4 @@ def refusal(request: Any) -> str | None:
         if same_origin(request, origin):
             return None
         return f"cross-origin request (Referer from {origin}) refused (CSRF protection). {_HOW}"
-    return f"no Origin or Referer header, and {problem[0].lower() + problem[1:]} {_HOW}"
+    return f"no Origin or Referer header, and no valid CSRF token ({problem}). {_HOW}"

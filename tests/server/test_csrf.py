@@ -1,0 +1,101 @@
+"""CSRF: unsafe methods on /res need the server's own Origin/Referer, Django's CSRF token or the token header."""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+from typing import Any
+
+HELLO = "/res/hello_world/path_to_my_resource"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _post(server: Any, headers: dict[str, str], body: bytes = b"is_good=yes", method: str = "POST") -> Any:
+    return server.request(method, HELLO, data=body, headers={**FORM, **headers})
+
+
+def _csrf_cookie(server: Any) -> str:
+    """Return the csrftoken cookie the home page sets."""
+    answer = server.get("/")
+    cookies = SimpleCookie()
+    for value in answer.headers.get_all("Set-Cookie") or []:
+        cookies.load(value)
+    assert "csrftoken" in cookies, "the home page must set Django's csrftoken cookie"
+    return cookies["csrftoken"].value
+
+
+def test_same_origin_post_is_served(server: Any) -> None:
+    """A POST whose Origin is the server's own reaches the resource."""
+    answer = _post(server, {"Origin": server.url})
+    assert answer.status == 200 and answer.text == "All right"
+
+
+def test_cross_origin_post_is_refused(server: Any) -> None:
+    """A POST from another origin gets 403 naming the origin and the ways in."""
+    answer = _post(server, {"Origin": "http://evil.example"})
+    assert answer.status == 403
+    assert "cross-origin" in answer.text and "http://evil.example" in answer.text
+    assert "X-CSRFToken" in answer.text and "Authorization: token" in answer.text
+    other_port = server.url.rsplit(":", 1)[0] + ":1"
+    assert _post(server, {"Origin": other_port}).status == 403  # same host, another port
+    assert _post(server, {"Origin": "null"}).status == 403  # sandboxed frames, file:// pages
+
+
+def test_unsafe_methods_are_all_checked_and_safe_ones_are_not(server: Any) -> None:
+    """PUT, PATCH and DELETE are checked like POST; GET from another origin is not."""
+    for method in ("PUT", "PATCH", "DELETE"):
+        assert _post(server, {"Origin": "http://evil.example"}, method=method).status == 403, method
+        assert _post(server, {}, method=method).status == 403, method
+        assert _post(server, {"Origin": server.url}, method=method).status == 501, method  # passed on; no render_PUT
+    assert server.get("/res/echo/info", headers={"Origin": "http://evil.example"}).status == 200
+
+
+def test_referer_is_used_when_origin_is_absent(server: Any) -> None:
+    """Without Origin, the Referer's origin decides."""
+    assert _post(server, {"Referer": server.url + "/?applet=hello_world"}).text == "All right"
+    answer = _post(server, {"Referer": "http://evil.example/page"})
+    assert answer.status == 403 and "Referer from http://evil.example" in answer.text
+
+
+def test_post_without_origin_referer_or_token_is_refused(server: Any) -> None:
+    """With neither header nor a CSRF token, a POST gets 403 with the reason."""
+    answer = _post(server, {})
+    assert answer.status == 403
+    assert "no Origin or Referer header" in answer.text and "CSRF cookie not set" in answer.text
+
+
+def test_django_csrf_token_is_accepted(server: Any) -> None:
+    """The csrftoken cookie echoed in X-CSRFToken (or the csrfmiddlewaretoken field) lets a POST in without Origin."""
+    token = _csrf_cookie(server)
+    cookie = {"Cookie": f"csrftoken={token}"}
+    assert _post(server, {**cookie, "X-CSRFToken": token}).text == "All right"
+    field = f"is_good=yes&csrfmiddlewaretoken={token}".encode()
+    assert _post(server, cookie, body=field).text == "All right"
+    wrong = _post(server, {**cookie, "X-CSRFToken": "x" * 32})
+    assert wrong.status == 403 and "incorrect" in wrong.text
+    # A valid token from another origin's page is still only a token: the cookie must match.
+    assert _post(server, {"X-CSRFToken": token, "Origin": "http://evil.example"}).status == 403
+
+
+def test_origin_behind_a_tls_proxy(server: Any) -> None:
+    """Behind a TLS proxy the server's origin is X-Forwarded-Host with the port of X-Forwarded-Proto."""
+    proxied = {"X-Forwarded-Host": "lab.example.org", "X-Forwarded-Proto": "https"}
+    assert _post(server, {**proxied, "Origin": "https://lab.example.org"}).text == "All right"
+    assert _post(server, {**proxied, "Origin": "https://evil.example"}).status == 403
+
+
+def test_token_header_is_exempt_but_the_cookie_is_not(start_server: Any) -> None:
+    """With a token server, 'Authorization: token' POSTs need no Origin; cookie-authenticated ones do."""
+    srv = start_server(env={"HANJI_TOKEN": "csrf-test-token"})
+    assert _post(srv, {"Authorization": "token csrf-test-token"}).text == "All right"
+    first = srv.get("/?token=csrf-test-token", headers={})
+    cookies = SimpleCookie()
+    for value in first.headers.get_all("Set-Cookie") or []:
+        cookies.load(value)
+    port = srv.url.rsplit(":", 1)[1]
+    access = {"Cookie": f"hanji-token-{port}={cookies[f'hanji-token-{port}'].value}"}
+    refused = _post(srv, access)
+    assert refused.status == 403 and "no Origin or Referer header" in refused.text
+    assert _post(srv, {**access, "Origin": "http://evil.example"}).status == 403
+    assert _post(srv, {**access, "Origin": srv.url}).text == "All right"
+    # A POST without the token is refused by the access check first.
+    assert "needs the Hanji access token" in _post(srv, {"Origin": srv.url}).text
