@@ -75,7 +75,11 @@ print("BENCH " + _bench_json.dumps({"swap_s": _bench_swaps, "answer": _bench_ans
 GET_CELL = """\
 import urllib.request as _bench_urllib
 
-_bench_url = hanji.url("benchapp", "hello")
+from hanji.notebook.session import get_session as _bench_session
+
+# The kernel's server requires its access token (hanji.get sends it by itself).
+_bench_url = _bench_urllib.Request(hanji.url("benchapp", "hello"),
+                                   headers={"Authorization": "token " + _bench_session().token})
 for _i in range(20):
     hanji.get("/res/benchapp/hello")
     _bench_urllib.urlopen(_bench_url).read()

@@ -17,6 +17,8 @@ from typing import Any
 from jupyter_client.manager import KernelManager
 
 ROOT = Path(__file__).resolve().parents[2]
+# The access token of the kernels' servers, so tests can call them from outside.
+KERNEL_TOKEN = "kernel-test-token"
 APPLETS = ROOT / "applets"
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -87,6 +89,7 @@ class Kernel:
             "HANJI_APPLETS": str(applets) if applets is not None else str(tmp / "no-applets"),
             "HANJI_ECHO_PORT": "0",
             "HANJI_PORT": "0",
+            "HANJI_TOKEN": KERNEL_TOKEN,
             "PYTHONUNBUFFERED": "1",
         })
         (tmp / "no-applets").mkdir(exist_ok=True)
@@ -123,6 +126,14 @@ class Kernel:
         finally:
             if self.km.has_kernel:
                 self.km.shutdown_kernel(now=False)
+
+
+def open_url(url: str, timeout: float = 30) -> Any:
+    """``urllib.request.urlopen(url)`` with the kernels' access token header."""
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Authorization": f"token {KERNEL_TOKEN}"})
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
 def free_port() -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 
-from kernels import Kernel
+from kernels import Kernel, open_url
 
 ECHO_BACK = """
 import json
@@ -123,7 +122,7 @@ def test_paths_with_spaces_and_non_ascii_are_percent_encoded(kernel: Kernel) -> 
     assert kernel.value("hanji.get(('echo', 'x y/ü')).status") == 404
     url = kernel.value("hanji.url('notebook', 'a b')")
     assert url == kernel.value("hanji.url()") + "res/notebook/a%20b"
-    with urllib.request.urlopen(url, timeout=30) as resp:
+    with open_url(url, timeout=30) as resp:
         assert json.loads(resp.read()) == seen
 
 
@@ -146,9 +145,10 @@ def test_url_returns_absolute_urls(kernel: Kernel) -> None:
 def test_show_displays_an_iframe_and_a_link(kernel: Kernel) -> None:
     """hanji.show displays the applet's web UI in an iframe with a link to open it."""
     base = kernel.value("hanji.url()")
+    token = kernel.value("__import__('hanji.notebook.session', fromlist=['_']).get_session().token")
     result = kernel.ok("hanji.show('mirror')")
     (html,) = result.data("text/html")
-    page = f"{base}?applet=mirror#applet-mirror"
+    page = f"{base}?applet=mirror&amp;token={token}#applet-mirror"
     assert f'<iframe src="{page}"' in html and f'href="{page}"' in html
     assert kernel.value("'Mirror of mirror' in hanji.get('/').text") is True  # what the iframe shows
 
@@ -158,12 +158,13 @@ def test_public_base_url_for_remote_notebooks(kernel: Kernel) -> None:
     port = int(kernel.value("hanji.url()").rstrip("/").rsplit(":", 1)[1])
     kernel.ok("import os; os.environ['HANJI_PUBLIC_URL'] = 'https://lab.example.org/proxy/{port}/'")
     (html,) = kernel.ok("hanji.show('mirror')").data("text/html")
-    assert f'src="https://lab.example.org/proxy/{port}/?applet=mirror#applet-mirror"' in html
+    token = kernel.value("__import__('hanji.notebook.session', fromlist=['_']).get_session().token")
+    assert f'src="https://lab.example.org/proxy/{port}/?applet=mirror&amp;token={token}#applet-mirror"' in html
     assert kernel.value("hanji.url('mirror', 'x', public=True)") == f"https://lab.example.org/proxy/{port}/res/mirror/x"
     assert kernel.value("hanji.get(('mirror', 'mirror')).status") == 200
     kernel.ok("del os.environ['HANJI_PUBLIC_URL']; os.environ['JUPYTERHUB_SERVICE_PREFIX'] = '/user/ada/'")
     (html,) = kernel.ok("hanji.show('mirror')").data("text/html")
-    assert f'src="/user/ada/proxy/{port}/?applet=mirror#applet-mirror"' in html
+    assert f'src="/user/ada/proxy/{port}/?applet=mirror&amp;token={token}#applet-mirror"' in html
     kernel.ok("del os.environ['JUPYTERHUB_SERVICE_PREFIX']")
 
 

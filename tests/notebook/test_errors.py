@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels import ROOT, Kernel
+from kernels import ROOT, Kernel, open_url
 
 PRELUDE = """
 from twisted.internet import defer, reactor
@@ -93,7 +93,7 @@ def test_error_between_cells_is_shown_in_the_next_cell(kernel: Kernel) -> None:
 
     url = kernel.value("hanji.url('boom', 'boom')")
     with pytest.raises(urllib.error.HTTPError) as failed:
-        urllib.request.urlopen(url, timeout=30)
+        open_url(url, timeout=30)
     assert failed.value.code == 500
     result = kernel.ok("1 + 1")
     assert "Hanji: applet 'boom' failed in Boom GET /res/boom/boom" in result.stderr

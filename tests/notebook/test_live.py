@@ -7,11 +7,10 @@ import socket
 import textwrap
 import threading
 import urllib.error
-import urllib.request
 
 import pytest
 
-from kernels import Kernel, free_port, port_is_free
+from kernels import Kernel, free_port, open_url, port_is_free
 
 COUNTER = """
 from hanji.core.applet import Applet, WebUI
@@ -35,7 +34,7 @@ class CounterWeb(WebUI):
 
 def _fetch(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with open_url(url, timeout=30) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()

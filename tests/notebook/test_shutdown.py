@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 import time
 import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
 
-from kernels import Kernel, port_is_free
+from kernels import Kernel, open_url, port_is_free
 
 STUCK_VIEW = """
 import threading
@@ -49,7 +48,7 @@ def _start_stuck_request(kernel: Kernel, saturate: bool = False) -> None:
 
     def call() -> None:
         try:
-            urllib.request.urlopen(url, timeout=120).read()
+            open_url(url, timeout=120).read()
         except (urllib.error.URLError, ConnectionError, OSError):
             pass  # the kernel went away: expected
 
