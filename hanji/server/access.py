@@ -111,6 +111,8 @@ def authenticate(request: Any, token: str | None, port: int) -> str | None:
             how = QUERY
             request.addCookie(cookie, _cookie_value(token), path=b"/", httpOnly=True, sameSite="lax",
                               secure=True if request.isSecure() else None)
+            # Keep the token in this URL out of the Referer sent to other sites.
+            request.setHeader(b"referrer-policy", b"same-origin")
         elif _equal(request.getCookie(cookie), _cookie_value(token)):
             how = COOKIE
         else:

@@ -97,6 +97,7 @@ def test_query_token_sets_a_cookie_that_opens_the_site(public: Any) -> None:
     assert f"hanji-token-{port}=" in raw and "HttpOnly" in raw and re.search("SameSite=lax", raw, re.I)
     cookie = _token_cookie(first, port)[f"hanji-token-{port}"]
     assert cookie["path"] == "/" and public.token not in cookie.value  # a digest, not the token
+    assert first.headers["Referrer-Policy"] == "same-origin"  # the token URL is not leaked to other sites
     sent = {"Cookie": f"hanji-token-{port}={cookie.value}"}
     for path in GUARDED:
         assert public.get(path, headers=sent).status == 200, path
