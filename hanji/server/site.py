@@ -10,6 +10,10 @@ Routing order (first match wins):
 
 Under ``/static``, ``/res`` and ``/ws`` a URL that Twisted does not serve goes to
 Django if Django's URLconf matches it; otherwise it is a 404 that names the applets.
+
+Before routing, every request but those for Hanji's own assets must pass the access
+token check (:mod:`hanji.server.access`), and unsafe methods on ``/res`` the CSRF
+check (:mod:`hanji.server.csrf`); a refusal is a 403 with the reason.
 """
 
 from __future__ import annotations
