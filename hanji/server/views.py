@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import traceback
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -23,9 +24,18 @@ def _card(record: Any, request: HttpRequest) -> dict[str, Any]:
         content, error = "", f"This applet's web UI failed to render; see logger hanji.applet.{record.id}."
     icon = None
     if record.static_dir is not None and (record.static_dir / record.applet.icon).is_file():
-        icon = f"{get_script_prefix()}static/{record.id}/{record.applet.icon}"
+        icon = f"{get_script_prefix()}static/{record.id}/{record.applet.icon}{_token_query(request)}"
     return {"applet": record.applet, "content": content, "icon": icon, "error": error,
             "has_help": record.static_dir is not None and (record.static_dir / "help.html").is_file()}
+
+
+def _token_query(request: HttpRequest) -> str:
+    """Return ``?token=…`` if the page was opened with the access token, else ''.
+
+    A page framed in another site's page (``hanji.show`` in a notebook on
+    ``localhost``) gets no SameSite cookie, so its own links carry the token."""
+    token = request.GET.get("token")
+    return f"?{urlencode({'token': token})}" if token else ""
 
 
 def base_path(request: HttpRequest) -> dict[str, str]:
@@ -49,4 +59,5 @@ def home(request: HttpRequest) -> HttpResponse:
     failed = [r for r in server.registry.snapshot().values() if r.state == "failed"] if server and not only else []
     cards = [_card(r, request) for r in records]
     return render(request, "hanji/home.html",
-                  {"cards": cards, "failed": failed, "debug_tracebacks": debug_enabled()})
+                  {"cards": cards, "failed": failed, "debug_tracebacks": debug_enabled(),
+                   "token_query": _token_query(request)})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import http.server
+import urllib.parse
 import threading
 from typing import Any, Callable, Iterator
 
@@ -14,10 +16,14 @@ TOKEN = "browser-test-token"
 
 
 class _Blank(http.server.BaseHTTPRequestHandler):
-    """Serve an empty page: another origin on the same host (a hostile site)."""
+    """Serve an empty page, another origin on the same host (a hostile site), or at
+    /frame?src=URL a page framing URL (a notebook showing an applet)."""
 
     def do_GET(self) -> None:
         body = b"<!doctype html><title>elsewhere</title>"
+        if self.path.startswith("/frame?src="):
+            src = html.escape(urllib.parse.unquote(self.path[len("/frame?src="):]))
+            body += f'<iframe src="{src}" width="1000" height="600"></iframe>'.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
@@ -84,3 +90,32 @@ def test_token_url_opens_the_site_and_a_hostile_page_cannot_post(
     text = page.locator("body").inner_text()
     # The browser sent the access cookie, so the CSRF check is what refused it.
     assert "403 Forbidden" in text and "cross-origin request from " + elsewhere.rstrip("/") in text
+
+
+def test_framed_page_in_another_site_works_with_the_token_in_its_url(
+        start_server: Any, browser: Any, elsewhere: str) -> None:
+    """A ?token= page framed by another site (a notebook on localhost framing 127.0.0.1) gets no cookie,
+    yet its icons, hanji.callback and websockets work: they carry the token of the page's URL."""
+    srv = start_server(env={"HANJI_TOKEN": TOKEN})
+    framed = f"{srv.url}/?applet=hello_world&token={TOKEN}"
+    host_page = elsewhere.replace("127.0.0.1", "localhost") + "frame?src=" + urllib.parse.quote(framed, safe="")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(host_page)
+        frame = page.frame_locator("iframe")
+        expect(frame.locator("#hello-good")).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        assert frame.locator("section.applet img.icon").evaluate("i => i.complete && i.naturalWidth > 0")
+        frame.locator("#hello-good").click()
+        expect(frame.locator("#hello-answer")).to_have_text("All right")
+        inner = next(f for f in page.frames if f.url.startswith(srv.url))
+        assert inner.evaluate(
+            """() => new Promise((resolve) => {
+                 const c = hanji.connect('chat', 'room', {reconnect: false});
+                 c.onopen = () => { c.close(); resolve(true); };
+                 c.onclose = () => resolve(false);
+               })""") is True
+        assert not [c for c in context.cookies() if c["name"].startswith("hanji-token-")]  # really no cookie
+    finally:
+        context.close()

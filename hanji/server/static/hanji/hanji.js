@@ -8,6 +8,9 @@
  *     Rejects with an Error carrying .status and .body on a non-2xx answer.
  *     Unsafe methods carry X-CSRFToken (the csrftoken cookie, set by Django pages
  *     such as the home page) and the page's Origin, as the server requires.
+ *     On a page opened with ?token=… (hanji.show's frame), calls also send it as
+ *     "Authorization: token …" and websocket URLs carry it: a frame in another
+ *     site's page (a notebook on localhost) gets no SameSite cookie.
  *
  *   hanji.connect(applet_id, path, options?) -> connection
  *     A websocket to /ws/<applet_id>/<path> that reconnects by itself.
@@ -43,6 +46,10 @@
     return (base === undefined ? siteBase : base) + "/res/" + encodeURIComponent(appletId) + "/" + clean;
   }
 
+  // The access token of a page opened with ?token=… (null otherwise).
+  var pageToken = null;
+  try { pageToken = new URLSearchParams(global.location.search).get("token"); } catch (e) { /* no URL API */ }
+
   // Django's CSRF cookie (CSRF_COOKIE_NAME; set hanji.csrfCookieName if renamed).
   hanji.csrfCookieName = hanji.csrfCookieName || "csrftoken";
 
@@ -70,6 +77,9 @@
     var token = cookie(hanji.csrfCookieName);
     if (token && !/^(GET|HEAD|OPTIONS|TRACE)$/i.test(init.method) && !hasHeader(init.headers, "X-CSRFToken")) {
       init.headers["X-CSRFToken"] = token;
+    }
+    if (pageToken && !hasHeader(init.headers, "Authorization")) {
+      init.headers["Authorization"] = "token " + pageToken;
     }
     if (data !== undefined && data !== null) {
       if (options.json) {
@@ -100,7 +110,9 @@
     var loc = global.location;
     var origin = base || ((loc.protocol === "https:" ? "wss://" : "ws://") + loc.host + siteBase);
     var clean = String(path || "").replace(/^\/+/, "");
-    return origin + "/ws/" + encodeURIComponent(appletId) + "/" + clean;
+    var url = origin + "/ws/" + encodeURIComponent(appletId) + "/" + clean;
+    if (pageToken) { url += (url.indexOf("?") >= 0 ? "&" : "?") + "token=" + encodeURIComponent(pageToken); }
+    return url;
   }
 
   function wsPayload(message) {
