@@ -77,13 +77,25 @@ def _equal(given: bytes | str | None, expected: bytes) -> bool:
 
 
 def _header_token(request: Any) -> bytes | None:
-    value = request.getHeader(b"authorization")
+    return token_of_header(request.getHeader(b"authorization"))
+
+
+def token_of_header(value: bytes | str | None) -> bytes | None:
+    """Return the token of an ``Authorization: token <token>`` header value, or None."""
     if not value:
         return None
+    if isinstance(value, str):
+        value = value.encode("latin-1", "replace")
     scheme, _, rest = value.strip().partition(b" ")
     if scheme.lower() != b"token":
         return None
     return rest.strip() or None
+
+
+def header_has_token(value: bytes | str | None, token: str | None) -> bool:
+    """Return True if the Authorization header ``value`` carries ``token`` (constant
+    time); False when no token is set. Any thread."""
+    return bool(token) and _equal(token_of_header(value), token.encode("utf-8"))  # type: ignore[union-attr]
 
 
 def _query_token(request: Any) -> bytes | None:
@@ -105,7 +117,7 @@ def authenticate(request: Any, token: str | None, port: int) -> str | None:
     else:
         expected = token.encode("utf-8")
         cookie = cookie_name(port)
-        if _equal(_header_token(request), expected):
+        if header_has_token(request.getHeader(b"authorization"), token):
             how = HEADER
         elif _equal(_query_token(request), expected):
             how = QUERY

@@ -99,3 +99,21 @@ def test_token_header_is_exempt_but_the_cookie_is_not(start_server: Any) -> None
     assert _post(srv, {**access, "Origin": srv.url}).text == "All right"
     # A POST without the token is refused by the access check first.
     assert "needs the Hanji access token" in _post(srv, {"Origin": srv.url}).text
+
+
+def test_token_header_also_skips_django_csrf_on_views(start_server: Any) -> None:
+    """A Django view's POST with the token header passes Django's CSRF check; with the access cookie it does not."""
+    srv = start_server(env={"HANJI_TOKEN": "csrf-test-token"})
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = srv.request("POST", "/applets/notes/", data=b"title=From+a+script&body=x",
+                         headers={**form, "Authorization": "token csrf-test-token"})
+    assert answer.status == 200 and "From a script" in answer.text  # saved, then redirected to the list
+    first = srv.get("/?token=csrf-test-token", headers={})
+    cookies = SimpleCookie()
+    for value in first.headers.get_all("Set-Cookie") or []:
+        cookies.load(value)
+    port = srv.url.rsplit(":", 1)[1]
+    access = {"Cookie": f"hanji-token-{port}={cookies[f'hanji-token-{port}'].value}"}
+    refused = srv.request("POST", "/applets/notes/", data=b"title=Forged&body=x",
+                          headers={**form, **access, "Origin": srv.url})
+    assert refused.status == 403 and "CSRF" in refused.text
