@@ -124,7 +124,10 @@ def same_origin(request: Any, origin: str, allowed: Sequence[str] = ()) -> bool:
     origin = origin.strip()
     if "*" in allowed or origin in allowed:
         return True
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False  # e.g. "http://[::1" (a broken IPv6 literal)
     theirs = _host_port(parts.netloc, _default_port(parts.scheme)) if parts.netloc else None
     if theirs is None:
         return False  # "null" (file:// pages, sandboxed frames) or garbage

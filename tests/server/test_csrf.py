@@ -117,3 +117,13 @@ def test_token_header_also_skips_django_csrf_on_views(start_server: Any) -> None
     refused = srv.request("POST", "/applets/notes/", data=b"title=Forged&body=x",
                           headers={**form, **access, "Origin": srv.url})
     assert refused.status == 403 and "CSRF" in refused.text
+
+
+def test_garbled_origin_referer_and_tokens_get_403_not_500(server: Any) -> None:
+    """Broken Origin, Referer, cookie and token values are refused with 403, never a server error."""
+    for headers in ({"Origin": "http://[::1"}, {"Origin": "http://x:port"}, {"Origin": ""},
+                    {"Referer": "http://[::1/x"}, {"Referer": "::::"},
+                    {"Cookie": "csrftoken=\x7f\x01; a", "X-CSRFToken": "é" * 32},
+                    {"Cookie": "csrftoken=" + "a" * 32, "X-CSRFToken": "b" * 32}):
+        assert _post(server, headers).status == 403, headers
+    assert server.get("/res/echo/info?token=%ff%fe&token=x", headers={}).status == 200
