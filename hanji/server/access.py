@@ -95,7 +95,9 @@ def token_of_header(value: bytes | str | None) -> bytes | None:
 def header_has_token(value: bytes | str | None, token: str | None) -> bool:
     """Return True if the Authorization header ``value`` carries ``token`` (constant
     time); False when no token is set. Any thread."""
-    return bool(token) and _equal(token_of_header(value), token.encode("utf-8"))  # type: ignore[union-attr]
+    if not token:
+        return False
+    return _equal(token_of_header(value), token.encode("utf-8"))
 
 
 def _query_token(request: Any) -> bytes | None:
@@ -162,6 +164,7 @@ def refusal(request: Any) -> Forbidden:
     path = request.path.decode("utf-8", "replace").split("?")[0]
     return Forbidden(
         f"{path} needs the Hanji access token. Open the URL with ?token=… that `hanji serve` "
-        "printed at start (it sets a cookie), or send the header 'Authorization: token <token>'. "
-        "The token is the one printed at start or set with HANJI_TOKEN."
+        "printed at start (or the link of hanji.show in a notebook; it sets a cookie), or send "
+        "the header 'Authorization: token <token>'. The token is the one printed at start or "
+        "set with HANJI_TOKEN."
     )
