@@ -30,3 +30,4 @@ class Write(TwAppletResource):
 
 class WebUI(_applet.WebUI):
     twisted_dynamic_resources = [Write]
+    template = "<p>ledger: the rows of the data tests</p>"
