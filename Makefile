@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8899
 
-.PHONY: install run test browser-deps jupyter bench clean
+.PHONY: install run test browser-deps postgres-deps jupyter bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,16 @@ browser-deps:
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-## Run the whole suite (server, notebook kernels, websockets, browser).
-test: install browser-deps
+## Debian's PostgreSQL for the data tests (they start a throwaway cluster of their own;
+## HANJI_TEST_POSTGRES=0 skips those variants).
+postgres-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "Installing Debian's postgresql for the data tests"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+
+## Run the whole suite (server, notebook kernels, websockets, browser, SQLite and PostgreSQL).
+test: install browser-deps postgres-deps
 	$(BIN)/python -m pytest
 
 ## JupyterLab with the tutorial notebooks.

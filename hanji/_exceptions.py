@@ -5,6 +5,7 @@
     │   ├── AppletNotFound       an id that no active applet has
     │   ├── AppletImportError    an applet package that failed to import
     │   └── AppletActivationError  ``on_activate`` raised
+    │       └── ActivationTimeout  ``on_activate`` overran the activation timeout
     ├── MissingArgument          ``request.args[name]`` without that argument (also a KeyError; a 400)
     ├── WrongThreadError         a function called on the wrong thread
     ├── ServerNotRunning         the server is not started (or was stopped)
@@ -58,6 +59,10 @@ class AppletImportError(AppletError):
 
 class AppletActivationError(AppletError):
     """An applet's ``on_activate`` raised."""
+
+
+class ActivationTimeout(AppletActivationError):
+    """An applet's ``on_activate`` did not return within the activation timeout."""
 
 
 class MissingArgument(HanjiError, KeyError):

@@ -87,6 +87,7 @@ def serve(args: argparse.Namespace) -> int:
         reactor, setup, host=args.host, port=args.port,
         django_threads=args.django_threads, drain_timeout=args.drain_timeout,
         access_log=args.access_log, token=token,
+        activate_timeout=args.activate_timeout or None,
     )
     status = {"code": 0}
 
@@ -218,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="data directory (default ./.hanji or $HANJI_DATA)")
     p.add_argument("--django-threads", type=int, default=10, metavar="N")
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--activate-timeout", type=float, default=30.0, metavar="S",
+                   help="mark an applet failed if its on_activate runs longer (default 30; 0: no limit)")
     p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
     p.add_argument("--no-token", action="store_true",
                    help="require no access token, even off loopback (unsafe; warns)")

@@ -33,3 +33,35 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("shared-server"), [APPLETS, TEST_APPLETS], ["--debug"])
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the session (tests/postgres_cluster.py).
+
+    It fails, not skips, when PostgreSQL cannot start; ``HANJI_TEST_POSTGRES=0``
+    skips the PostgreSQL variants explicitly.
+    """
+    import os
+
+    if os.environ.get("HANJI_TEST_POSTGRES", "1") in ("0", "false", "no"):
+        pytest.skip("PostgreSQL variants disabled by HANJI_TEST_POSTGRES=0")
+    from postgres_cluster import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The database a test's servers and kernels share: ``{"backend", "env", "name"}``.
+
+    ``env`` is ``{}`` for SQLite (the data dir's file) or sets ``DATABASE_URL`` to a
+    fresh PostgreSQL database of its own.
+    """
+    if request.param == "sqlite":
+        return {"backend": "sqlite", "env": {}, "name": None}
+    cluster = request.getfixturevalue("postgres_cluster")
+    name = cluster.create_database()
+    return {"backend": "postgres", "env": {"DATABASE_URL": cluster.url(name)}, "name": name, "cluster": cluster}

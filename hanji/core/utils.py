@@ -54,8 +54,8 @@ def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
     """Run blocking Django code (ORM, templates) in the Django pool and return a
     Deferred of its result; call it on the reactor thread, e.g. from a render method.
 
-    Database connections are closed afterwards as after a Django request, so a
-    worker never keeps a stale one.
+    Like every Django pool job it runs between two ``close_old_connections()``
+    calls, as a Django request does, so it never gets or leaves a stale connection.
     """
     from twisted.internet.threads import deferToThreadPool
 
@@ -69,13 +69,4 @@ def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
 
         raise ServerNotRunning("defer_to_django() needs a running Hanji server.")
 
-    def call() -> Any:
-        from django.db import close_old_connections
-
-        close_old_connections()
-        try:
-            return f(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return deferToThreadPool(server.reactor, server.pool, call)
+    return deferToThreadPool(server.reactor, server.pool, f, *args, **kwargs)

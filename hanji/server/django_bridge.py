@@ -3,6 +3,12 @@
 The pool is not the reactor's shared one (which also resolves DNS): its threads are
 named ``HanjiDjango-N`` and are daemon threads, so a request stuck past the drain
 deadline cannot keep the process (or a kernel) from exiting.
+
+Every job on the pool (a WSGI request, ``defer_to_django``, ``on_activate`` and
+``on_deactivate``, loading an applet) runs between two calls of Django's
+``close_old_connections``, as Django does around a request: a worker never starts
+a job on a connection that broke or expired while it was idle, and never keeps one
+open between jobs (with the default ``CONN_MAX_AGE = 0``).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from twisted.python.threadpool import ThreadPool
 from twisted.web.wsgi import WSGIResource
@@ -22,8 +28,33 @@ def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
     return thread
 
 
+def _close_old_connections() -> None:
+    """Close this thread's database connections that are broken or past
+    ``CONN_MAX_AGE``; Django worker thread."""
+    from django.conf import settings
+
+    if settings.configured:
+        from django.db import close_old_connections
+
+        close_old_connections()
+
+
+def _as_django_job(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``func`` with the thread's stale database connections closed before and
+    after, as Django does around a request; Django worker thread."""
+    _close_old_connections()
+    try:
+        return func(*args, **kwargs)
+    finally:
+        _close_old_connections()
+
+
 class DjangoPool(ThreadPool):
-    """The Django worker pool; start and stop it from the reactor thread."""
+    """The Django worker pool; start and stop it from the reactor thread.
+
+    Each job runs between two ``close_old_connections()`` calls (see the module
+    docstring).
+    """
 
     threadFactory = staticmethod(_daemon_thread)  # type: ignore[assignment]
     _names = itertools.count(1)
@@ -33,6 +64,10 @@ class DjangoPool(ThreadPool):
 
     def _generateName(self) -> str:
         return f"HanjiDjango-{next(self._names)}"
+
+    def callInThreadWithCallback(self, onResult: Any, func: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Queue ``func`` as a Django job (connections cleaned around it); any thread."""
+        super().callInThreadWithCallback(onResult, _as_django_job, func, *args, **kw)
 
     def busy(self) -> int:
         """Return how many tasks run or wait in the pool (any thread)."""

@@ -176,8 +176,14 @@ def migrate(verbosity: int = 0) -> None:
     """
     assert_not_reactor_thread("hanji.server.django_setup.migrate()")
     from django.core.management import call_command
+    from django.db import connections
 
-    call_command("migrate", interactive=False, run_syncdb=True, verbosity=verbosity)
+    try:
+        call_command("migrate", interactive=False, run_syncdb=True, verbosity=verbosity)
+    finally:
+        # Under `hanji serve` this is the thread that becomes the reactor's: it must
+        # not keep a database connection for the server's whole life.
+        connections.close_all()
 
 
 def import_optional(module: str) -> ModuleType | None:

@@ -16,6 +16,7 @@ from twisted.internet import defer, error as net_error
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
+from hanji._exceptions import ActivationTimeout
 from hanji._threads import assert_reactor_thread
 from hanji.server import errors as _errors
 from hanji.server import tracking
@@ -52,6 +53,7 @@ class HanjiServer:
         drain_timeout: float = 10.0,
         access_log: str | None = None,
         token: str | None = None,
+        activate_timeout: float | None = 30.0,
     ) -> None:
         global _current
         self.reactor = reactor
@@ -62,6 +64,11 @@ class HanjiServer:
         # see hanji.server.access. Set before listening, then read-only.
         self.token = token
         self.drain_timeout = drain_timeout
+        # How long on_activate may run before its applet is marked failed (None: no limit).
+        self.activate_timeout = activate_timeout
+        # Workers still running an on_activate that timed out (reactor thread): the
+        # drain does not wait for them.
+        self._abandoned = 0
         self.registry = Registry()
         self.pool = DjangoPool(django_threads)
         self.django_resource = wsgi_resource(reactor, self.pool)
@@ -137,7 +144,7 @@ class HanjiServer:
 
         def check() -> None:
             # A Django view goes on after its client left: count busy workers too.
-            left = max(len(self.site.in_flight), self.pool.busy())
+            left = max(len(self.site.in_flight), self.pool.busy() - self._abandoned)
             if left == 0 or time.monotonic() >= deadline:
                 if left:
                     log.warning("Drain deadline passed with %d request(s) in flight.", left)
@@ -244,14 +251,26 @@ class HanjiServer:
                 yield self._stop_applet(old, keep_serving=True)
         record.state = "activating"
         work = self._hook(record, self._activate_in_worker, record)
+        waited = _shielded(work)
+        if self.activate_timeout is not None:
+            waited.addTimeout(self.activate_timeout, self.reactor)
         try:
-            yield _shielded(work)
+            yield waited
         except Exception:
             failure = Failure()
             if not work.called:
-                # The caller stopped waiting (a timeout) but on_activate still runs in
-                # its worker: let it return, so that what it opens is closed below.
-                yield work
+                # on_activate still runs in its worker (a thread cannot be stopped):
+                # the caller stopped waiting, or it overran activate_timeout.
+                # Don't hold the swap lock for it, or one hung applet would block
+                # every later activation and the shutdown; close what it opened
+                # when it returns.
+                self._abandon(record, work)
+                if failure.check(defer.TimeoutError):
+                    failure = Failure(ActivationTimeout(record.id, (
+                        f"{type(record.applet).__name__}.on_activate() of applet '{record.id}' did not "
+                        f"return within {self.activate_timeout:g} s (--activate-timeout); the applet is "
+                        "marked failed and its Django worker is left to finish. Keep on_activate short: "
+                        "start long or blocking work with deferToThread, or on the reactor.")))
             text = failure.getTraceback()
             record.state, record.error = "failed", text
             record.resources, record.websockets = {}, {}
@@ -264,6 +283,18 @@ class HanjiServer:
         self._mount(record, old)
         log.info("Applet '%s' active (version %d).", record.id, record.version)
         return record
+
+    def _abandon(self, record: AppletRecord, work: defer.Deferred[Any]) -> None:
+        """Stop waiting for a running ``on_activate``; when it returns, close what
+        it opened. Reactor thread."""
+        self._abandoned += 1
+
+        def returned(_: Any) -> Any:
+            self._abandoned -= 1
+            log.warning("Applet '%s': the abandoned on_activate() returned; closing what it opened.", record.id)
+            return record.applet._hanji_opened.close_all()
+
+        work.addBoth(returned)
 
     def _mount(self, record: AppletRecord, old: AppletRecord | None) -> None:
         """Put ``record`` in place of ``old`` atomically, then retire ``old``; reactor thread."""

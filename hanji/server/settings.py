@@ -60,13 +60,20 @@ if os.environ.get("DATABASE_URL"):
 
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"])}
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(DATA_DIR / "db.sqlite3"),
-            # Several Django threads write to one file: wait for the lock, don't fail.
-            "OPTIONS": {"timeout": 20},
-        }
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATA_DIR / "db.sqlite3")}}
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django threads, the reactor's defer_to_django jobs and notebook cells (another
+    # process) write to one file at once. WAL lets readers go on beside the writer;
+    # the busy timeout ("timeout", seconds) makes a writer wait for the lock instead
+    # of failing; BEGIN IMMEDIATE takes the write lock at the start of a transaction,
+    # so a read-then-write transaction never has to upgrade its lock, which SQLite
+    # refuses at once ("database is locked") when another writer got in between.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL",
+        **DATABASES["default"].get("OPTIONS", {}),
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

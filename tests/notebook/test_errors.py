@@ -140,3 +140,32 @@ def test_broken_packages_are_reported_at_load_and_healthy_ones_serve(new_kernel)
     assert kernel.value("hanji.get(('healthy', 'ping')).text") == "pong"
     status = kernel.ok("%hanji status").text
     assert "broken_activate  failed" in status and "ValueError: on_activate fails on purpose" in status
+
+
+def test_on_deactivate_failure_on_swap_and_deactivate_is_isolated(kernel: Kernel) -> None:
+    """An on_deactivate that raises is reported under the next cell and in hanji.errors(), yet the swap and the deactivation complete and the others serve."""
+    cell = PRELUDE + """
+class Clingy(Applet):
+    id = "clingy"
+    def on_deactivate(self):
+        raise RuntimeError("cannot let go " + VERSION)
+
+class Hello(TwAppletResource):
+    path = "hello"
+    def render_GET(self, request):
+        return VERSION
+
+class ClingyWeb(WebUI):
+    twisted_dynamic_resources = [Hello]
+
+hanji.activate(Clingy, web=ClingyWeb)
+"""
+    kernel.ok("VERSION = 'v1'\n" + cell)
+    assert kernel.value("hanji.get(('clingy', 'hello')).text") == "v1"
+    kernel.ok("VERSION = 'v2'\n" + cell)  # the swap runs v1's on_deactivate, which raises
+    assert kernel.value("hanji.get(('clingy', 'hello')).text") == "v2"
+    kernel.ok("hanji.deactivate('clingy')")
+    assert kernel.value("hanji.get('/res/clingy/hello').status") == 404
+    assert kernel.value("hanji.get('/res/echo/info').status") == 200
+    errors = kernel.ok("print(hanji.errors('clingy'))").text
+    assert errors.count("Clingy.on_deactivate()") == 2 and "RuntimeError: cannot let go v2" in errors

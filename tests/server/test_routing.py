@@ -141,3 +141,13 @@ def test_home_page_for_one_applet(server):
     page = server.get("/?applet=hello_world").text
     assert 'id="applet-hello_world"' in page
     assert 'id="applet-notes"' not in page and 'id="applet-echo"' not in page
+
+
+def test_applet_without_content_template_borrows_no_other(server):
+    """An applet package with no templates/content.html shows no content, not the
+    first other applet's content.html that Django's loaders would find."""
+    assert server.get("/res/plain/ping").text == "pong"
+    page = server.get("/?applet=plain").text
+    assert 'id="applet-plain"' in page
+    card = page.split('id="applet-plain"', 1)[1]
+    assert "chat-log" not in card and '<div class="content"></div>' in card
