@@ -20,10 +20,13 @@ class TwAppletResource(Resource):
     ``request.postpath``). Render methods run on the reactor thread and must not
     block; they may return bytes, str, a dict or list (JSON), a Deferred, a
     coroutine or ``NOT_DONE_YET``. ``request.args`` also accepts str keys.
+    ``max_body`` (bytes) replaces the server's body limit (``--max-body``) for
+    this resource: a larger body is refused with 413 before it is read.
     """
 
     path: ClassVar[str] = ""
     content_type: ClassVar[str | None] = None
+    max_body: ClassVar[int | None] = None
 
     def __init__(self, applet: Any = None) -> None:
         super().__init__()
@@ -55,7 +58,9 @@ def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
     Deferred of its result; call it on the reactor thread, e.g. from a render method.
 
     Database connections are closed afterwards as after a Django request, so a
-    worker never keeps a stale one.
+    worker never keeps a stale one. If the pool's queue is full (``--django-queue``)
+    the Deferred fails at once with :class:`~hanji._exceptions.DjangoPoolFull`,
+    which the render contract answers with 503 and Retry-After.
     """
     from twisted.internet.threads import deferToThreadPool
 
@@ -78,4 +83,9 @@ def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
         finally:
             close_old_connections()
 
+    if server.pool.full():
+        from twisted.internet import defer
+
+        name = getattr(f, "__qualname__", None) or repr(f)
+        return defer.fail(server.pool.overloaded(f"defer_to_django({name})"))
     return deferToThreadPool(server.reactor, server.pool, call)

@@ -21,6 +21,7 @@ from hanji.server import errors as _errors
 from hanji.server import tracking
 from hanji.server.django_bridge import DjangoPool, wsgi_resource
 from hanji.server.django_setup import SetupResult, import_optional
+from hanji.server.limits import Limits
 from hanji.server.registry import AppletRecord, Registry, load_package, prepare
 from hanji.server.site import HanjiSite, build_site
 
@@ -38,7 +39,10 @@ class HanjiServer:
     """One Hanji site: routes, applets, the Django pool and the listening port.
 
     Build it after :func:`hanji.server.django_setup.setup`; take the reactor as an
-    argument so tests can pass their own.
+    argument so tests can pass their own. ``limits`` are the HTTP limits (body and
+    head sizes, timeouts; :class:`~hanji.server.limits.Limits`, its defaults if
+    None); ``django_queue`` is how many Django jobs may wait for a worker before
+    more are refused with 503.
     """
 
     def __init__(
@@ -49,8 +53,10 @@ class HanjiServer:
         host: str = "127.0.0.1",
         port: int = 8899,
         django_threads: int = 10,
+        django_queue: int = 100,
         drain_timeout: float = 10.0,
         access_log: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         global _current
         self.reactor = reactor
@@ -59,9 +65,10 @@ class HanjiServer:
         self.port = port
         self.drain_timeout = drain_timeout
         self.registry = Registry()
-        self.pool = DjangoPool(django_threads)
+        self.limits = limits or Limits()
+        self.pool = DjangoPool(django_threads, django_queue)
         self.django_resource = wsgi_resource(reactor, self.pool)
-        self.site: HanjiSite = build_site(self, access_log)
+        self.site: HanjiSite = build_site(self, access_log, self.limits)
         self.listening_port: Any = None
         self._swap_lock = defer.DeferredLock()
         tracking.install(reactor)
@@ -164,7 +171,7 @@ class HanjiServer:
                 else:
                     # Joining idle daemon workers is quick; do it off the reactor.
                     yield deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pool.stop)
-        self.pool = DjangoPool(self.pool.max)
+        self.pool = DjangoPool(self.pool.max, self.pool.queue)
         self.django_resource = wsgi_resource(self.reactor, self.pool)
         log.info("Hanji stopped.")
 

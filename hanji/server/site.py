@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import html
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 from twisted.web import resource, server
 
 from hanji._exceptions import AppletNotFound
 from hanji.server import static
+from hanji.server.limits import HanjiChannel, Limits, body_limit_of
 
 if TYPE_CHECKING:
     from hanji.server.runtime import HanjiServer
@@ -46,6 +48,13 @@ class HanjiRequest(server.Request):
             self._in_flight.discard(self)
         super().connectionLost(reason)
 
+    def handleContentChunk(self, data: bytes) -> None:
+        """Keep a piece of the body unless it takes the body past its limit (then
+        the channel has answered 413); reactor thread."""
+        count = getattr(self.channel, "handle_body_chunk", None)
+        if count is None or count(len(data)):
+            super().handleContentChunk(data)
+
 
 class HanjiSite(server.Site):
     """The site; ``in_flight`` holds the requests not finished yet (reactor thread).
@@ -57,9 +66,32 @@ class HanjiSite(server.Site):
 
     requestFactory = HanjiRequest
 
-    def __init__(self, root: resource.IResource, access_log: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, root: resource.IResource, access_log: str | None = None,
+                 limits: Limits | None = None, **kwargs: Any) -> None:
+        self.limits = limits or Limits()
+        kwargs.setdefault("timeout", self.limits.idle_timeout or None)
         super().__init__(root, logPath=access_log, **kwargs)
         self.in_flight: set[HanjiRequest] = set()
+
+    def protocol(self) -> HanjiChannel:  # type: ignore[override]
+        """Build the channel of one connection, with this site's limits; reactor thread."""
+        channel = HanjiChannel()
+        channel.limits = self.limits
+        return channel
+
+    def body_limit(self, method: bytes, uri: bytes) -> tuple[int, str]:
+        """Return the body limit of the resource ``uri`` goes to, and a phrase that
+        says what the limit is and how to raise it; reactor thread, no side effects."""
+        default = self.limits.max_body
+        peek = getattr(self.resource, "peek", None)
+        res, applet_id = peek(uri) if peek is not None else (None, None)
+        own = body_limit_of(res, 0)
+        if own:
+            name = type(res).__name__
+            return own, (f"the limit of {name} (applet '{applet_id}'), {own} bytes. Send less, "
+                         f"or raise {name}.max_body")
+        return default, (f"the server's limit, {default} bytes. Send less, or raise the limit "
+                         "(hanji serve --max-body BYTES)")
 
     def log(self, request: Any) -> None:
         if self.logPath is not None:
@@ -131,6 +163,23 @@ class HanjiRoot(resource.Resource):
     def render(self, request: Any) -> Any:
         return self._django(request).render(request)
 
+    def peek(self, uri: bytes) -> tuple[Any, str | None]:
+        """Return the resource mounted under ``/res`` or ``/ws`` that a request for
+        ``uri`` would reach, and its applet's id; ``(None, applet_id or None)`` for
+        anything else (static files, Django, not found). Reactor thread; unlike
+        traversal it changes nothing, so it can run before the body arrives."""
+        path = uri.split(b"?", 1)[0]
+        parts = [unquote_to_bytes(p) for p in path[1:].split(b"/")]
+        kinds = {b"res": "resources", b"ws": "websockets"}
+        if len(parts) < 2 or parts[0] not in kinds:
+            return None, None
+        segments = [p.decode("utf-8", "replace") for p in parts[1:]]
+        record = self.hanji.registry.snapshot().get(segments[0])
+        if record is None or record.state != "active":
+            return None, None
+        found = match(getattr(record, kinds[parts[0]]), segments[1:])
+        return (found[0] if found else None), record.id
+
     def _django(self, request: Any) -> Any:
         if request.prepath:
             request.postpath.insert(0, request.prepath.pop())
@@ -184,9 +233,10 @@ class HanjiRoot(resource.Resource):
         return res
 
 
-def build_site(hanji_server: HanjiServer, access_log: str | None = None) -> HanjiSite:
+def build_site(hanji_server: HanjiServer, access_log: str | None = None,
+               limits: Limits | None = None) -> HanjiSite:
     """Return the site serving ``hanji_server``'s routes, with an access log file if
-    ``access_log`` names one; reactor thread."""
-    site = HanjiSite(HanjiRoot(hanji_server), access_log)  # type: ignore[arg-type]
+    ``access_log`` names one, and ``limits`` (the defaults if None); reactor thread."""
+    site = HanjiSite(HanjiRoot(hanji_server), access_log, limits)  # type: ignore[arg-type]
     site.displayTracebacks = False
     return site
