@@ -28,6 +28,8 @@ import dataclasses
 import logging
 from typing import Any
 
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http
 
 log = logging.getLogger("hanji.server.limits")
@@ -203,7 +205,7 @@ class HanjiChannel(http.HTTPChannel):
         self._cancel(body=True)
         super().allContentReceived()
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel(head=True, body=True)
         if self._linger_call is not None and self._linger_call.active():
             self._linger_call.cancel()
@@ -218,7 +220,7 @@ class HanjiChannel(http.HTTPChannel):
 
     def _body_limit(self) -> tuple[int, str]:
         """Return the body limit for the request whose head just ended, and what it is."""
-        peek = getattr(self.site, "body_limit", None) if getattr(self, "site", None) is not None else None
+        peek = getattr(getattr(self, "site", None), "body_limit", None)
         if peek is not None:
             try:
                 return peek(self._command, self._path)  # type: ignore[no-any-return]
@@ -238,7 +240,7 @@ class HanjiChannel(http.HTTPChannel):
     def _start_head_timer(self) -> None:
         timeout = self.limits.header_timeout
         if timeout:
-            self._head_timer = self.callLater(timeout, self._head_too_slow, timeout)
+            self._head_timer = self._call_later(timeout, self._head_too_slow, timeout)
 
     def _head_too_slow(self, timeout: float) -> None:
         self._head_timer = None
@@ -249,7 +251,7 @@ class HanjiChannel(http.HTTPChannel):
         window, rate = self.limits.body_timeout, self.limits.body_min_rate
         if window and rate:
             self._window_start = self._body_bytes
-            self._body_timer = self.callLater(window, self._check_body_rate, window, rate)
+            self._body_timer = self._call_later(window, self._check_body_rate, window, rate)
 
     def _check_body_rate(self, window: float, rate: int) -> None:
         self._body_timer = None
@@ -259,6 +261,11 @@ class HanjiChannel(http.HTTPChannel):
                               f"less than {rate} bytes/s. Send the body at once.")
             return
         self._start_body_timer()
+
+    def _call_later(self, delay: float, f: Any, *args: Any) -> Any:
+        # The factory's reactor (TimeoutMixin's callLater, set by HTTPFactory).
+        call_later: Any = self.callLater
+        return call_later(delay, f, *args)
 
     def _cancel(self, head: bool = False, body: bool = False) -> None:
         if head and self._head_timer is not None:
@@ -286,16 +293,17 @@ class HanjiChannel(http.HTTPChannel):
         self._cancel(head=True, body=True)
         phrase = _phrase(status)
         body = f"{status} {phrase}: {reason}\n".encode("utf-8")
-        peer = self.transport.getPeer() if self.transport is not None else None
-        log.info("Refused a request from %s with %d: %s", getattr(peer, "host", "?"), status, reason)
-        self.transport.write(
+        transport: Any = self.transport
+        log.info("Refused a request from %s with %d: %s", getattr(transport.getPeer(), "host", "?"),
+                 status, reason)
+        transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n" % (status, phrase.encode("ascii"), len(body)) + body
         )
-        half_close = getattr(self.transport, "loseWriteConnection", None)
+        half_close = getattr(transport, "loseWriteConnection", None)
         if half_close is not None:
             self._networkProducer.unregisterProducer()
             half_close()
-            self._linger_call = self.callLater(LINGER, self.transport.loseConnection)
+            self._linger_call = self._call_later(LINGER, transport.loseConnection)
         else:
             self.loseConnection()
