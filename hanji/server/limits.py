@@ -135,10 +135,16 @@ class HanjiChannel(http.HTTPChannel):
     def lineReceived(self, line: bytes) -> None:
         if self._refused:
             return
+        if not self._in_head and not line:
+            # A stray CRLF between requests (some clients send one after a body)
+            # starts no request: do not time the idle connection as a slow head.
+            self._cancel(head=True)
+            super().lineReceived(line)
+            return
         if self._head_timer is None:
             self._start_head_timer()
         self._head_size += len(line) + 2
-        if not self._in_head and line:
+        if not self._in_head:
             self._in_head = True
             if len(line) > self.limits.max_request_line:
                 self._refuse(414, f"the request line is {len(line)} bytes long, more than the "

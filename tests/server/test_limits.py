@@ -174,6 +174,16 @@ def test_idle_keep_alive_connection_is_closed(tight: ServerProcess) -> None:
         assert rest + read_to_eof(sock, guard=WAIT) == b""
 
 
+def test_stray_crlf_after_a_body_is_not_a_slow_head(tight: ServerProcess) -> None:
+    """The CRLF some clients send after a POST body leaves the connection idle (closed
+    quietly by the idle timeout), not a request head cut with 408."""
+    with connect(tight) as sock:
+        sock.sendall(_post_head("/res/limitstest/roomy", 10) + b"0123456789\r\n")
+        answer, rest = read_answer(sock)
+        assert answer.status == 200
+        assert rest + read_to_eof(sock, guard=WAIT) == b""
+
+
 def test_keep_alive_connection_serves_several_requests(tight: ServerProcess) -> None:
     """Requests one after another on one connection each get their answer (the head
     timer is rearmed per request, the idle timer paused while answering)."""
