@@ -118,7 +118,7 @@ class _DjangoResource(WSGIResource):
         is full; reactor thread."""
         if self._pool.full():
             method = request.method.decode("ascii", "replace")
-            error = self._pool.overloaded(f"{method} {request.uri.decode('utf-8', 'replace')}")
+            error = self._pool.overloaded(f"{method} {request.path.decode('utf-8', 'replace')}")
             request.setResponseCode(503)
             request.setHeader(b"retry-after", str(error.retry_after).encode("ascii"))
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
