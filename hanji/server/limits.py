@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from twisted.internet.protocol import connectionDone
@@ -96,27 +97,30 @@ class HanjiChannel(http.HTTPChannel):
     """An HTTP/1.1 channel that enforces :class:`Limits`; reactor thread only.
 
     The site sets ``limits`` when it builds the channel, and may give a
-    ``body_limit(method, uri)`` method returning ``(limit, what)``: the body
-    limit of the resource the request goes to, and how to raise it.
+    ``body_limit(uri)`` method returning ``(limit, resource, applet_id)``: the body
+    limit of the resource the request goes to (None for the server's own).
+
+    Twisted's own checks count the headers and the head's size; this channel sets
+    their limits and words their answers. Its timers start only when a read ends
+    in the middle of a head or a body, so a request that arrives in one read (the
+    usual case) costs no timer.
     """
 
     limits: Limits = Limits()
     _refused = False
-    _in_head = False
-    _head_size = 0
-    _header_count = 0
+    _head_started: float | None = None
     _head_timer: Any = None
     _body_timer: Any = None
     _body_bytes = 0
     _window_start = 0
     _max_body: int | None = None
-    _body_what = ""
+    _body_owner: tuple[Any, str | None] = (None, None)
     _linger_call: Any = None
 
     def connectionMade(self) -> None:
-        self.totalHeadersSize = self.limits.max_head_size + 2  # ours answer first
-        self.maxHeaders = self.limits.max_headers + 1
-        self.MAX_LENGTH = max(self.limits.max_head_size, self.limits.max_request_line)
+        self.maxHeaders = self.limits.max_headers
+        self.totalHeadersSize = self.limits.max_head_size
+        self.MAX_LENGTH = self.limits.max_head_size
         super().connectionMade()
 
     # -- reading ---------------------------------------------------------------------
@@ -124,73 +128,61 @@ class HanjiChannel(http.HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
             return  # lingering after a refusal: throw the rest away
-        if data and self.line_mode and not self._handlingRequest and self._head_timer is None:
-            self._start_head_timer()
+        if self._head_started is None and self.line_mode and not self._handlingRequest:
+            self._head_started = time.monotonic()
         super().dataReceived(data)
+        if self._refused or self._handlingRequest:
+            return
+        if self.line_mode:
+            if self.requests or self._buffer.strip(b"\r\n"):
+                if self._head_timer is None:  # a head is still arriving
+                    self._start_head_timer()
+            else:
+                # Between requests (at most a stray CRLF): the idle timeout's turn.
+                self._head_started = None
+                if self._head_timer is not None:
+                    self._cancel(head=True)
+        elif self._body_timer is None:  # a body is still arriving
+            self._start_body_timer()
 
     def rawDataReceived(self, data: bytes) -> None:
         if not self._refused:
             super().rawDataReceived(data)
 
-    def lineReceived(self, line: bytes) -> None:
-        if self._refused:
-            return
-        if not self._in_head and not line:
-            # A stray CRLF between requests (some clients send one after a body)
-            # starts no request: do not time the idle connection as a slow head.
-            self._cancel(head=True)
-            super().lineReceived(line)
-            return
-        if self._head_timer is None:
-            self._start_head_timer()
-        self._head_size += len(line) + 2
-        if not self._in_head:
-            self._in_head = True
-            if len(line) > self.limits.max_request_line:
-                self._refuse(414, f"the request line is {len(line)} bytes long, more than the "
-                                  f"{self.limits.max_request_line} allowed. Send a shorter URL "
-                                  "(put large data in a POST body).")
-                return
-        if self._head_size > self.limits.max_head_size:
-            self._refuse(431, f"the request line and headers are more than {self.limits.max_head_size} "
-                              "bytes. Send fewer or smaller headers (cookies included).")
-            return
-        super().lineReceived(line)
-
     def lineLengthExceeded(self, line: bytes) -> None:
         """Refuse a line too long to buffer (Twisted drops the connection silently)."""
         if self._refused:
             return
-        if not self._in_head:
+        if not self.requests:
             self._refuse(414, f"the request line is more than {self.limits.max_request_line} bytes "
                               "long. Send a shorter URL (put large data in a POST body).")
         else:
-            self._refuse(431, f"a header line is more than {self.MAX_LENGTH} bytes long. "
-                              "Send smaller headers (cookies included).")
-
-    def headerReceived(self, line: bytes) -> bool:
-        if self._refused:
-            return False
-        self._header_count += 1
-        if self._header_count > self.limits.max_headers:
-            self._refuse(431, f"the request has more than {self.limits.max_headers} header fields. "
-                              "Send fewer headers.")
-            return False
-        return bool(super().headerReceived(line))
+            self._refuse(431, f"a header line is more than {self.MAX_LENGTH} bytes long. Send "
+                              "smaller headers (cookies included).")
 
     def allHeadersReceived(self) -> None:
-        """Check the body's announced size against its resource's limit, then go
-        on as Twisted does (which may answer ``100 Continue``)."""
-        self._cancel(head=True)
-        self._in_head, self._head_size, self._header_count = False, 0, 0
-        limit, what = self._body_limit()
-        self._max_body, self._body_what, self._body_bytes = limit, what, 0
-        if self.length is not None and self.length > limit:
-            self._refuse_body(self.length, "is")
+        """Check the request line's length and the body's announced size against its
+        resource's limit, then go on as Twisted does (which may answer ``100
+        Continue``)."""
+        self._head_started = None
+        if self._head_timer is not None:
+            self._cancel(head=True)
+        line_length = len(self._command) + len(self._path) + len(self._version) + 2
+        if line_length > self.limits.max_request_line:
+            self.length = None  # Twisted's way to stop reading this request
+            self._refuse(414, f"the request line is {line_length} bytes long, more than the "
+                              f"{self.limits.max_request_line} allowed. Send a shorter URL (put "
+                              "large data in a POST body).")
             return
-        super().allHeadersReceived()
+        self._body_bytes = 0
+        self._max_body = None
         if self.length != 0:
-            self._start_body_timer()
+            self._max_body, resource, applet_id = self._body_limit()
+            self._body_owner = (resource, applet_id)
+            if self.length is not None and self.length > self._max_body:
+                self._refuse_body(self.length, "is")
+                return
+        super().allHeadersReceived()
 
     def handle_body_chunk(self, size: int) -> bool:
         """Count ``size`` more body bytes; refuse and return False past the limit.
@@ -208,7 +200,8 @@ class HanjiChannel(http.HTTPChannel):
     def allContentReceived(self) -> None:
         if self._refused:
             return  # a chunked body's end after the refusal in the same read
-        self._cancel(body=True)
+        if self._body_timer is not None:
+            self._cancel(body=True)
         super().allContentReceived()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -218,35 +211,53 @@ class HanjiChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
     def _respondToBadRequestAndDisconnect(self) -> None:
-        """Answer Twisted's own 400s with a reason, once."""
-        self._refuse(400, "the request is malformed (request line, a header, the body's framing "
-                          "or a form body). Check what the client sends.")
+        """Answer Twisted's own 400s with a reason; its header limits with 431."""
+        if self._receivedHeaderCount > self.maxHeaders:
+            self._refuse(431, f"the request has more than {self.maxHeaders} header fields. "
+                              "Send fewer headers.")
+        elif self._receivedHeaderSize > self.totalHeadersSize:
+            self._refuse(431, f"the request line and headers are more than {self.totalHeadersSize} "
+                              "bytes. Send fewer or smaller headers (cookies included).")
+        else:
+            self._refuse(400, "the request is malformed (request line, a header, the body's "
+                              "framing or a form body). Check what the client sends.")
 
     # -- the body limit ------------------------------------------------------------
 
-    def _body_limit(self) -> tuple[int, str]:
-        """Return the body limit for the request whose head just ended, and what it is."""
+    def _body_limit(self) -> tuple[int, Any, str | None]:
+        """Return the body limit of the request whose head just ended, the resource
+        that sets it (None: the server's limit) and that resource's applet id."""
         peek = getattr(getattr(self, "site", None), "body_limit", None)
         if peek is not None:
             try:
-                return peek(self._command, self._path)  # type: ignore[no-any-return]
+                return peek(self._path)  # type: ignore[no-any-return]
             except Exception:
                 log.exception("Cannot look up the body limit of %r; using the server's.", self._path)
-        return self.limits.max_body, (f"the server's limit, {self.limits.max_body} bytes. Send less, "
-                                      "or raise the limit (hanji serve --max-body BYTES)")
+        return self.limits.max_body, None, None
 
     def _refuse_body(self, size: int, verb: str) -> None:
         method = self._command.decode("ascii", "replace")
         path = self._path.decode("utf-8", "replace").split("?")[0]
+        resource, applet_id = self._body_owner
+        if resource is None:
+            what = (f"the server's limit, {self._max_body} bytes. Send less, or raise the limit "
+                    "(hanji serve --max-body BYTES)")
+        else:
+            name = type(resource).__name__
+            what = (f"the limit of {name} (applet '{applet_id}'), {self._max_body} bytes. Send "
+                    f"less, or raise {name}.max_body")
         self.length = None  # Twisted's way to stop reading this request
-        self._refuse(413, f"the body of {method} {path} {verb} {size} bytes, over {self._body_what}.")
+        self._refuse(413, f"the body of {method} {path} {verb} {size} bytes, over {what}.")
 
     # -- timers --------------------------------------------------------------------------
 
     def _start_head_timer(self) -> None:
         timeout = self.limits.header_timeout
         if timeout:
-            self._head_timer = self._call_later(timeout, self._head_too_slow, timeout)
+            started = self._head_started if self._head_started is not None else time.monotonic()
+            self._head_started = started
+            left = max(0.0, started + timeout - time.monotonic())
+            self._head_timer = self._call_later(left, self._head_too_slow, timeout)
 
     def _head_too_slow(self, timeout: float) -> None:
         self._head_timer = None
@@ -296,6 +307,7 @@ class HanjiChannel(http.HTTPChannel):
         if self._refused:
             return
         self._refused = True
+        self.setRawMode()  # the lines still buffered go to rawDataReceived: dropped
         self._cancel(head=True, body=True)
         phrase = _phrase(status)
         body = f"{status} {phrase}: {reason}\n".encode("utf-8")

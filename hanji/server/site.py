@@ -79,19 +79,16 @@ class HanjiSite(server.Site):
         channel.limits = self.limits
         return channel
 
-    def body_limit(self, method: bytes, uri: bytes) -> tuple[int, str]:
-        """Return the body limit of the resource ``uri`` goes to, and a phrase that
-        says what the limit is and how to raise it; reactor thread, no side effects."""
-        default = self.limits.max_body
+    def body_limit(self, uri: bytes) -> tuple[int, Any, str | None]:
+        """Return the body limit of the resource ``uri`` goes to, that resource if it
+        sets the limit (``max_body``; else None: the server's limit) and its applet
+        id; reactor thread, no side effects."""
         peek = getattr(self.resource, "peek", None)
         res, applet_id = peek(uri) if peek is not None else (None, None)
         own = body_limit_of(res, 0)
         if own:
-            name = type(res).__name__
-            return own, (f"the limit of {name} (applet '{applet_id}'), {own} bytes. Send less, "
-                         f"or raise {name}.max_body")
-        return default, (f"the server's limit, {default} bytes. Send less, or raise the limit "
-                         "(hanji serve --max-body BYTES)")
+            return own, res, applet_id
+        return self.limits.max_body, None, None
 
     def log(self, request: Any) -> None:
         if self.logPath is not None:
