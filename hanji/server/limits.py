@@ -38,8 +38,8 @@ log = logging.getLogger("hanji.server.limits")
 KiB = 1 << 10
 MiB = 1 << 20
 
-# How long a refused body may keep arriving (and be thrown away) after a 413, so
-# that the client reads the answer instead of a connection reset.
+# Seconds during which what a refused client still sends is read and thrown away,
+# so that it reads the answer instead of a connection reset.
 LINGER = 2.0
 
 
