@@ -9,6 +9,7 @@
     ├── MissingArgument          ``request.args[name]`` without that argument (also a KeyError; a 400)
     ├── WrongThreadError         a function called on the wrong thread
     ├── ServerNotRunning         the server is not started (or was stopped)
+    ├── DjangoPoolFull           the Django pool's queue is full (a 503 with Retry-After)
     ├── WebSocketRefused         raised in ``accept()``: refuse with an HTTP status
     ├── WebSocketClosed          a notebook websocket client is closed
     ├── WebSocketHandshakeError  the server refused a notebook websocket client
@@ -82,6 +83,16 @@ class WrongThreadError(HanjiError):
 
 class ServerNotRunning(HanjiError):
     """The Hanji server is not running: start it first."""
+
+
+class DjangoPoolFull(HanjiError):
+    """The Django pool's queue is full: the job was not run; retry after ``retry_after`` s."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class WebSocketRefused(HanjiError):

@@ -61,11 +61,55 @@ def _warn_no_token(host: str) -> None:
     print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
+def _limits(args: argparse.Namespace) -> Any:
+    """Return the HTTP limits given on the command line (0 turns a timeout off)."""
+    from hanji.server.limits import Limits
+
+    return Limits(
+        max_body=args.max_body, max_headers=args.max_headers, max_head_size=args.max_head_size,
+        idle_timeout=args.idle_timeout or None, header_timeout=args.header_timeout or None,
+        body_timeout=args.body_timeout or None, body_min_rate=args.body_min_rate,
+    )
+
+
+def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of the HTTP limits and the Django queue to ``hanji serve``."""
+    from hanji.server.limits import Limits
+
+    d = Limits()
+    g = p.add_argument_group("limits", "HTTP limits (answered with 413, 414, 431, 408 or 503)")
+    g.add_argument("--max-body", type=int, default=d.max_body, metavar="BYTES",
+                   help=f"largest request body; a resource's max_body overrides it (default {d.max_body})")
+    g.add_argument("--max-headers", type=int, default=d.max_headers, metavar="N",
+                   help=f"most header fields in a request (default {d.max_headers})")
+    g.add_argument("--max-head-size", type=int, default=d.max_head_size, metavar="BYTES",
+                   help=f"most bytes in the request line and headers (default {d.max_head_size})")
+    g.add_argument("--idle-timeout", type=float, default=d.idle_timeout, metavar="S",
+                   help=f"close a keep-alive connection idle this long; 0: never (default {d.idle_timeout:g})")
+    g.add_argument("--header-timeout", type=float, default=d.header_timeout, metavar="S",
+                   help="a request head must arrive in full within S of its first byte; 0: no limit "
+                        f"(default {d.header_timeout:g})")
+    g.add_argument("--body-timeout", type=float, default=d.body_timeout, metavar="S",
+                   help="a body must bring --body-min-rate bytes/s over every S seconds; 0: no limit "
+                        f"(default {d.body_timeout:g})")
+    g.add_argument("--body-min-rate", type=int, default=d.body_min_rate, metavar="BYTES",
+                   help=f"see --body-timeout (default {d.body_min_rate} bytes/s)")
+    g.add_argument("--django-queue", type=int, default=100, metavar="N",
+                   help="Django requests that may wait for a worker; more get 503 (default 100)")
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the server with the reactor in the main thread until Ctrl-C or SIGTERM."""
     from hanji import _threads
     from hanji.server import django_setup
 
+    try:
+        limits = _limits(args)
+        if args.django_queue < 0:
+            raise ValueError(f"--django-queue must be 0 or more, not {args.django_queue}.")
+    except ValueError as exc:
+        print(f"hanji serve: {exc}", file=sys.stderr)
+        return 2
     data = _data_dir(args.data)
     _configure_logging(data, args.debug)
     _threads.set_debug(args.debug)
@@ -85,9 +129,9 @@ def serve(args: argparse.Namespace) -> int:
         _warn_no_token(args.host)
     server = HanjiServer(
         reactor, setup, host=args.host, port=args.port,
-        django_threads=args.django_threads, drain_timeout=args.drain_timeout,
-        access_log=args.access_log, token=token,
-        activate_timeout=args.activate_timeout or None,
+        django_threads=args.django_threads, django_queue=args.django_queue,
+        drain_timeout=args.drain_timeout, access_log=args.access_log, limits=limits,
+        token=token, activate_timeout=args.activate_timeout or None,
     )
     status = {"code": 0}
 
@@ -225,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-token", action="store_true",
                    help="require no access token, even off loopback (unsafe; warns)")
     p.add_argument("--debug", action="store_true")
+    _add_limit_arguments(p)
     p.set_defaults(func=serve)
 
     p = sub.add_parser("startapplet", help="write an applet skeleton")

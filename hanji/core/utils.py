@@ -20,10 +20,13 @@ class TwAppletResource(Resource):
     ``request.postpath``). Render methods run on the reactor thread and must not
     block; they may return bytes, str, a dict or list (JSON), a Deferred, a
     coroutine or ``NOT_DONE_YET``. ``request.args`` also accepts str keys.
+    ``max_body`` (bytes) replaces the server's body limit (``--max-body``) for
+    this resource: a larger body is refused with 413 before it is read.
     """
 
     path: ClassVar[str] = ""
     content_type: ClassVar[str | None] = None
+    max_body: ClassVar[int | None] = None
 
     def __init__(self, applet: Any = None) -> None:
         super().__init__()
@@ -56,6 +59,9 @@ def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
 
     Like every Django pool job it runs between two ``close_old_connections()``
     calls, as a Django request does, so it never gets or leaves a stale connection.
+    If the pool's queue is full (``--django-queue``) the Deferred fails at once with
+    :class:`~hanji._exceptions.DjangoPoolFull`, which the render contract answers
+    with 503 and Retry-After.
     """
     from twisted.internet.threads import deferToThreadPool
 
@@ -69,4 +75,9 @@ def defer_to_django(f: Any, *args: Any, **kwargs: Any) -> Any:
 
         raise ServerNotRunning("defer_to_django() needs a running Hanji server.")
 
+    if server.pool.full():
+        from twisted.internet import defer
+
+        name = getattr(f, "__qualname__", None) or repr(f)
+        return defer.fail(server.pool.overloaded(f"defer_to_django({name})"))
     return deferToThreadPool(server.reactor, server.pool, f, *args, **kwargs)

@@ -100,9 +100,9 @@ def header_has_token(value: bytes | str | None, token: str | None) -> bool:
     return _equal(token_of_header(value), token.encode("utf-8"))
 
 
-def _query_token(request: Any) -> bytes | None:
+def _query_token(uri: bytes) -> bytes | None:
     # From the URL only, never from a form body.
-    query = request.uri.partition(b"?")[2]
+    query = uri.partition(b"?")[2]
     if b"token=" not in query:
         return None
     values = parse_qs(query, keep_blank_values=True).get(b"token")
@@ -121,7 +121,7 @@ def authenticate(request: Any, token: str | None, port: int) -> str | None:
         cookie = cookie_name(port)
         if header_has_token(request.getHeader(b"authorization"), token):
             how = HEADER
-        elif _equal(_query_token(request), expected):
+        elif _equal(_query_token(request.uri), expected):
             how = QUERY
             request.addCookie(cookie, _cookie_value(token), path=b"/", httpOnly=True, sameSite="lax",
                               secure=True if request.isSecure() else None)
@@ -133,6 +133,18 @@ def authenticate(request: Any, token: str | None, port: int) -> str | None:
             how = None
     request.hanji_auth = how
     return how
+
+
+def presents_token(request: Any, uri: bytes, token: str, port: int) -> bool:
+    """Return whether a request whose head just arrived carries the token (header,
+    ``?token=`` in ``uri`` or cookie), with no side effect; reactor thread.
+
+    The channel asks this before reading a body, so that a client without the
+    token cannot make the server buffer a body only to be refused afterwards.
+    """
+    return (header_has_token(request.getHeader(b"authorization"), token)
+            or _equal(_query_token(uri), token.encode("utf-8"))
+            or _equal(request.getCookie(cookie_name(port)), _cookie_value(token)))
 
 
 def is_open_path(segments: list[bytes]) -> bool:
@@ -159,12 +171,16 @@ class Forbidden(resource.Resource):
         return ("403 Forbidden: " + self.message + "\n").encode("utf-8")
 
 
-def refusal(request: Any) -> Forbidden:
-    """Return the 403 for a request without the token; reactor thread."""
-    path = request.path.decode("utf-8", "replace").split("?")[0]
-    return Forbidden(
+def refusal_reason(path: str) -> str:
+    """Return the reason of the 403 for a request for ``path`` without the token."""
+    return (
         f"{path} needs the Hanji access token. Open the URL with ?token=… that `hanji serve` "
         "printed at start (or the link of hanji.show in a notebook; it sets a cookie), or send "
         "the header 'Authorization: token <token>'. The token is the one printed at start or "
         "set with HANJI_TOKEN."
     )
+
+
+def refusal(request: Any) -> Forbidden:
+    """Return the 403 for a request without the token; reactor thread."""
+    return Forbidden(refusal_reason(request.path.decode("utf-8", "replace").split("?")[0]))

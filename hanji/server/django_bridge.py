@@ -9,6 +9,12 @@ Every job on the pool (a WSGI request, ``defer_to_django``, ``on_activate`` and
 ``close_old_connections``, as Django does around a request: a worker never starts
 a job on a connection that broke or expired while it was idle, and never keeps one
 open between jobs (with the default ``CONN_MAX_AGE = 0``).
+
+Its queue is bounded (``hanji serve --django-queue N``): once N jobs wait for a
+worker beyond the running ones, a Django request is answered 503 with Retry-After
+at once, on the reactor thread, without touching the pool; ``defer_to_django``
+fails with :class:`~hanji._exceptions.DjangoPoolFull`. The applets' own hooks
+(``on_activate``...) are never refused.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from typing import Any, Callable
 
 from twisted.python.threadpool import ThreadPool
 from twisted.web.wsgi import WSGIResource
+
+from hanji._exceptions import DjangoPoolFull
+
+# Seconds a refused client is asked to wait (the Retry-After header).
+RETRY_AFTER = 2
 
 
 def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
@@ -50,7 +61,8 @@ def _as_django_job(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 class DjangoPool(ThreadPool):
-    """The Django worker pool; start and stop it from the reactor thread.
+    """The Django worker pool, with ``size`` workers and room for ``queue`` waiting
+    jobs; start and stop it from the reactor thread.
 
     Each job runs between two ``close_old_connections()`` calls (see the module
     docstring).
@@ -59,8 +71,11 @@ class DjangoPool(ThreadPool):
     threadFactory = staticmethod(_daemon_thread)  # type: ignore[assignment]
     _names = itertools.count(1)
 
-    def __init__(self, size: int = 10) -> None:
+    def __init__(self, size: int = 10, queue: int = 100) -> None:
         super().__init__(minthreads=1, maxthreads=max(1, size), name="HanjiDjango")
+        if queue < 0:
+            raise ValueError(f"The Django queue length must be 0 or more, not {queue}.")
+        self.queue = queue
 
     def _generateName(self) -> str:
         return f"HanjiDjango-{next(self._names)}"
@@ -73,6 +88,22 @@ class DjangoPool(ThreadPool):
         """Return how many tasks run or wait in the pool (any thread)."""
         stats = self._team.statistics()
         return int(stats.busyWorkerCount + stats.backloggedWorkCount)
+
+    def full(self) -> bool:
+        """Return True if every worker is busy and ``queue`` jobs already wait; any
+        thread (a snapshot: it may change right after)."""
+        return self.busy() >= self.max + self.queue
+
+    def overloaded(self, what: str) -> DjangoPoolFull:
+        """Return the error that refuses ``what`` because the pool is full; any thread."""
+        stats = self._team.statistics()
+        return DjangoPoolFull(
+            f"{what} was not run: the Django pool is full ({stats.busyWorkerCount} of {self.max} "
+            f"workers busy, {stats.backloggedWorkCount} jobs waiting, queue limit {self.queue}). "
+            f"Retry in {RETRY_AFTER} s, or give Django more room (hanji serve --django-threads N "
+            "--django-queue N).",
+            retry_after=RETRY_AFTER,
+        )
 
     def stop_without_waiting(self) -> None:
         """Ask every worker to quit without joining them (a stuck worker stays
@@ -110,11 +141,32 @@ def with_proxy_prefix(app: Any) -> Any:
     return application
 
 
-def wsgi_resource(reactor: Any, pool: ThreadPool) -> WSGIResource:
-    """Return the WSGIResource serving Django's application on ``pool``.
+class _DjangoResource(WSGIResource):
+    """Django's WSGIResource, answering 503 at once when its pool is full."""
+
+    def __init__(self, reactor: Any, pool: DjangoPool, application: Any) -> None:
+        super().__init__(reactor, pool, application)
+        self._pool = pool
+
+    def render(self, request: Any) -> Any:
+        """Hand the request to a Django worker, or refuse it with 503 if the pool
+        is full; reactor thread."""
+        if self._pool.full():
+            method = request.method.decode("ascii", "replace")
+            error = self._pool.overloaded(f"{method} {request.path.decode('utf-8', 'replace')}")
+            request.setResponseCode(503)
+            request.setHeader(b"retry-after", str(error.retry_after).encode("ascii"))
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return f"503 Service Unavailable: {error}\n".encode("utf-8")
+        return super().render(request)
+
+
+def wsgi_resource(reactor: Any, pool: DjangoPool) -> WSGIResource:
+    """Return the WSGIResource serving Django's application on ``pool``, refusing
+    requests with 503 while the pool's queue is full.
 
     Call after Django is set up.
     """
     from django.core.handlers.wsgi import WSGIHandler
 
-    return WSGIResource(reactor, pool, with_proxy_prefix(WSGIHandler()))
+    return _DjangoResource(reactor, pool, with_proxy_prefix(WSGIHandler()))

@@ -20,7 +20,7 @@ from twisted.web import http
 from twisted.web.server import NOT_DONE_YET
 
 from hanji import _threads
-from hanji._exceptions import MissingArgument
+from hanji._exceptions import DjangoPoolFull, MissingArgument
 from hanji.server import errors as _errors
 
 
@@ -106,6 +106,13 @@ def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
             f"400 Bad Request: missing argument {exc.name!r} for {_where(resource, request)} "
             f"(applet '{_applet_id(resource)}'); send it in the query string or the form body."
         ).encode("utf-8")
+    if isinstance(exc, DjangoPoolFull):
+        # Overload, not a bug: ask the client to come back.
+        request.setResponseCode(http.SERVICE_UNAVAILABLE)
+        request.setHeader(b"retry-after", str(exc.retry_after).encode("ascii"))
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return (f"503 Service Unavailable in {_where(resource, request)} (applet "
+                f"'{_applet_id(resource)}'): {exc}").encode("utf-8")
     if isinstance(exc, web_error.Error) and exc.status is not None:
         code = int(exc.status)
         request.setResponseCode(code)

@@ -22,6 +22,7 @@ from hanji.server import errors as _errors
 from hanji.server import tracking
 from hanji.server.django_bridge import DjangoPool, wsgi_resource
 from hanji.server.django_setup import SetupResult, import_optional
+from hanji.server.limits import Limits
 from hanji.server.registry import AppletRecord, Registry, load_package, prepare
 from hanji.server.site import HanjiSite, build_site
 
@@ -39,7 +40,10 @@ class HanjiServer:
     """One Hanji site: routes, applets, the Django pool and the listening port.
 
     Build it after :func:`hanji.server.django_setup.setup`; take the reactor as an
-    argument so tests can pass their own.
+    argument so tests can pass their own. ``limits`` are the HTTP limits (body and
+    head sizes, timeouts; :class:`~hanji.server.limits.Limits`, its defaults if
+    None); ``django_queue`` is how many Django jobs may wait for a worker before
+    more are refused with 503.
     """
 
     def __init__(
@@ -50,10 +54,12 @@ class HanjiServer:
         host: str = "127.0.0.1",
         port: int = 8899,
         django_threads: int = 10,
+        django_queue: int = 100,
         drain_timeout: float = 10.0,
         access_log: str | None = None,
         token: str | None = None,
         activate_timeout: float | None = 30.0,
+        limits: Limits | None = None,
     ) -> None:
         global _current
         self.reactor = reactor
@@ -70,9 +76,10 @@ class HanjiServer:
         # drain does not wait for them.
         self._abandoned = 0
         self.registry = Registry()
-        self.pool = DjangoPool(django_threads)
+        self.limits = limits or Limits()
+        self.pool = DjangoPool(django_threads, django_queue)
         self.django_resource = wsgi_resource(reactor, self.pool)
-        self.site: HanjiSite = build_site(self, access_log)
+        self.site: HanjiSite = build_site(self, access_log, self.limits)
         self.listening_port: Any = None
         self._swap_lock = defer.DeferredLock()
         tracking.install(reactor)
@@ -181,7 +188,7 @@ class HanjiServer:
                 else:
                     # Joining idle daemon workers is quick; do it off the reactor.
                     yield deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pool.stop)
-        self.pool = DjangoPool(self.pool.max)
+        self.pool = DjangoPool(self.pool.max, self.pool.queue)
         self.django_resource = wsgi_resource(self.reactor, self.pool)
         log.info("Hanji stopped.")
 

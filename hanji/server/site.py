@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import html
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 from twisted.web import resource, server
 
 from hanji._exceptions import AppletNotFound
 from hanji.server import access, csrf, static
+from hanji.server.limits import HanjiChannel, Limits, body_limit_of
 
 if TYPE_CHECKING:
     from hanji.server.runtime import HanjiServer
@@ -50,6 +52,13 @@ class HanjiRequest(server.Request):
             self._in_flight.discard(self)
         super().connectionLost(reason)
 
+    def handleContentChunk(self, data: bytes) -> None:
+        """Keep a piece of the body unless it takes the body past its limit (then
+        the channel has answered 413); reactor thread."""
+        count = getattr(self.channel, "handle_body_chunk", None)
+        if count is None or count(len(data)):
+            super().handleContentChunk(data)
+
 
 class HanjiSite(server.Site):
     """The site; ``in_flight`` holds the requests not finished yet (reactor thread).
@@ -61,9 +70,41 @@ class HanjiSite(server.Site):
 
     requestFactory = HanjiRequest
 
-    def __init__(self, root: resource.IResource, access_log: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, root: resource.IResource, access_log: str | None = None,
+                 limits: Limits | None = None, **kwargs: Any) -> None:
+        self.limits = limits or Limits()
+        kwargs.setdefault("timeout", self.limits.idle_timeout or None)
         super().__init__(root, logPath=access_log, **kwargs)
         self.in_flight: set[HanjiRequest] = set()
+
+    def protocol(self) -> HanjiChannel:  # type: ignore[override]
+        """Build the channel of one connection, with this site's limits; reactor thread."""
+        channel = HanjiChannel()
+        channel.limits = self.limits
+        return channel
+
+    def body_limit(self, uri: bytes) -> tuple[int, Any, str | None]:
+        """Return the body limit of the resource ``uri`` goes to, that resource if it
+        sets the limit (``max_body``; else None: the server's limit) and its applet
+        id; reactor thread, no side effects."""
+        peek = getattr(self.resource, "peek", None)
+        res, applet_id = peek(uri) if peek is not None else (None, None)
+        own = body_limit_of(res, 0)
+        if own:
+            return own, res, applet_id
+        return self.limits.max_body, None, None
+
+    def early_refusal(self, request: Any, uri: bytes) -> str | None:
+        """Return why a request whose head just arrived, with a body to come, is
+        refused at once (no access token), or None; reactor thread, no side effects."""
+        hanji = getattr(self.resource, "hanji", None)
+        token = getattr(hanji, "token", None)
+        if token is None:
+            return None
+        segments = [unquote_to_bytes(p) for p in uri.split(b"?", 1)[0][1:].split(b"/")]
+        if access.is_open_path(segments) or access.presents_token(request, uri, token, hanji.port):
+            return None
+        return access.refusal_reason(uri.split(b"?", 1)[0].decode("utf-8", "replace"))
 
     def log(self, request: Any) -> None:
         if self.logPath is not None:
@@ -155,6 +196,23 @@ class HanjiRoot(resource.Resource):
                 return access.Forbidden(f"{request.method.decode('ascii', 'replace')} {path}: {reason}")
         return None
 
+    def peek(self, uri: bytes) -> tuple[Any, str | None]:
+        """Return the resource mounted under ``/res`` or ``/ws`` that a request for
+        ``uri`` would reach, and its applet's id; ``(None, applet_id or None)`` for
+        anything else (static files, Django, not found). Reactor thread; unlike
+        traversal it changes nothing, so it can run before the body arrives."""
+        path = uri.split(b"?", 1)[0]
+        parts = [unquote_to_bytes(p) for p in path[1:].split(b"/")]
+        kinds = {b"res": "resources", b"ws": "websockets"}
+        if len(parts) < 2 or parts[0] not in kinds:
+            return None, None
+        segments = [p.decode("utf-8", "replace") for p in parts[1:]]
+        record = self.hanji.registry.snapshot().get(segments[0])
+        if record is None or record.state != "active":
+            return None, None
+        found = match(getattr(record, kinds[parts[0]]), segments[1:])
+        return (found[0] if found else None), record.id
+
     def _django(self, request: Any) -> Any:
         if request.prepath:
             request.postpath.insert(0, request.prepath.pop())
@@ -208,9 +266,10 @@ class HanjiRoot(resource.Resource):
         return res
 
 
-def build_site(hanji_server: HanjiServer, access_log: str | None = None) -> HanjiSite:
+def build_site(hanji_server: HanjiServer, access_log: str | None = None,
+               limits: Limits | None = None) -> HanjiSite:
     """Return the site serving ``hanji_server``'s routes, with an access log file if
-    ``access_log`` names one; reactor thread."""
-    site = HanjiSite(HanjiRoot(hanji_server), access_log)  # type: ignore[arg-type]
+    ``access_log`` names one, and ``limits`` (the defaults if None); reactor thread."""
+    site = HanjiSite(HanjiRoot(hanji_server), access_log, limits)  # type: ignore[arg-type]
     site.displayTracebacks = False
     return site

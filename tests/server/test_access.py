@@ -66,6 +66,26 @@ def test_routes_refuse_requests_without_the_token(public: Any) -> None:
         assert public.get(path, headers={}).status == 200, path
 
 
+def test_a_body_without_the_token_is_refused_before_it_is_read(public: Any) -> None:
+    """A request announcing a body but no token gets its 403 as soon as its head has
+    arrived: the server neither reads nor buffers the body first. With the token in
+    the header, the same head is read on (here a 413 from the resource's own limit)."""
+    from _raw_http import connect, read_answer, read_to_eof
+
+    for path in ("/res/echo/info", "/applets/notes/"):
+        with connect(public) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n".encode())
+            answer, _ = read_answer(sock)
+            assert answer.status == 403, answer
+            assert "Authorization: token" in answer.text and path in answer.text
+            read_to_eof(sock)
+    with connect(public) as sock:
+        sock.sendall(f"POST /res/echo/info?token={public.token} HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: 99000000\r\n\r\n".encode())
+        answer, _ = read_answer(sock)
+        assert answer.status == 413, answer
+
+
 def test_websockets_refuse_connections_without_the_token(public: Any) -> None:
     """A websocket handshake without the token gets 403; with the header it opens."""
     assert _ws_status(public, "/ws/echo/echo", {}) == 403

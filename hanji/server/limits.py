@@ -1,0 +1,342 @@
+"""HTTP limits: body size, request head size, slow and idle connections; reactor thread.
+
+twisted.web's ``HTTPChannel`` reads a whole request body before the site routes the
+request, keeps an idle keep-alive connection for 12 hours and drops an oversized
+header line without a word. :class:`HanjiChannel` decides earlier and says why:
+
+    413  a body larger than the limit of the resource it is for (``max_body``), known
+         from Content-Length when the headers are complete, or counted while a
+         chunked body arrives; refused before the body is read
+    414  a request line longer than ``max_request_line``
+    431  more than ``max_headers`` header fields, or a request head (request line
+         and headers) larger than ``max_head_size``
+    408  a request head not complete within ``header_timeout`` of its first byte,
+         or a body arriving slower than ``body_min_rate`` bytes/s over a
+         ``body_timeout`` window (slow-loris clients)
+    400  a malformed request (Twisted's own check, now with a reason)
+
+Each refusal is a plain-text answer with ``Connection: close``, then the connection
+is closed. An idle keep-alive connection is closed after ``idle_timeout`` (Twisted's
+own timeout, which pauses while a request is being answered, so a slow Django view
+or a resource answering later is never cut). An upgraded websocket leaves this
+channel's timers behind: it has its own pings (``hanji.server._ws_link``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web import http
+
+log = logging.getLogger("hanji.server.limits")
+
+KiB = 1 << 10
+MiB = 1 << 20
+
+# Seconds during which what a refused client still sends is read and thrown away,
+# so that it reads the answer instead of a connection reset.
+LINGER = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The HTTP limits of a Hanji site; ``None`` (or 0) turns a timeout off.
+
+    Attributes:
+        max_body: largest request body in bytes, unless the resource it is for
+            sets its own ``max_body`` (``hanji serve --max-body``).
+        max_headers: most header fields in one request.
+        max_head_size: most bytes in the request line and headers together.
+        max_request_line: most bytes in the request line (method, URI, version).
+        idle_timeout: seconds a keep-alive connection may wait for its next
+            request (``--idle-timeout``).
+        header_timeout: seconds from the first byte of a request head to its end
+            (``--header-timeout``).
+        body_timeout: length in seconds of the windows over which a body's rate
+            is measured (``--body-timeout``).
+        body_min_rate: bytes per second a body must bring over each window
+            (``--body-min-rate``); 0 turns the check off.
+    """
+
+    max_body: int = 10 * MiB
+    max_headers: int = 100
+    max_head_size: int = 64 * KiB
+    max_request_line: int = 8 * KiB
+    idle_timeout: float | None = 60.0
+    header_timeout: float | None = 10.0
+    body_timeout: float | None = 10.0
+    body_min_rate: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_body", "max_headers", "max_head_size", "max_request_line"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"Limits.{name} must be a positive number, not {getattr(self, name)!r}.")
+        if self.body_min_rate < 0:
+            raise ValueError(f"Limits.body_min_rate must be 0 or more bytes/s, not {self.body_min_rate!r}.")
+
+
+def body_limit_of(resource: Any, default: int) -> int:
+    """Return the ``max_body`` a resource sets (a positive int), else ``default``."""
+    value = getattr(resource, "max_body", None)
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return default
+
+
+def _phrase(status: int) -> str:
+    return {413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+            408: "Request Timeout"}.get(status) or http.RESPONSES.get(status, b"Error").decode("ascii")
+
+
+class HanjiChannel(http.HTTPChannel):
+    """An HTTP/1.1 channel that enforces :class:`Limits`; reactor thread only.
+
+    The site sets ``limits`` when it builds the channel, and may give a
+    ``body_limit(uri)`` method returning ``(limit, resource, applet_id)``: the body
+    limit of the resource the request goes to (None for the server's own).
+
+    Twisted's own checks count the headers and the head's size; this channel sets
+    their limits and words their answers. Its timers start only when a read ends
+    in the middle of a head or a body, so a request that arrives in one read (the
+    usual case) costs no timer.
+    """
+
+    limits: Limits = Limits()
+    _refused = False
+    _head_started: float | None = None
+    _head_timer: Any = None
+    _body_timer: Any = None
+    _body_bytes = 0
+    _window_start = 0
+    _max_body: int | None = None
+    _body_owner: tuple[Any, str | None] = (None, None)
+    _linger_call: Any = None
+
+    def connectionMade(self) -> None:
+        self.maxHeaders = self.limits.max_headers
+        self.totalHeadersSize = self.limits.max_head_size
+        self.MAX_LENGTH = self.limits.max_head_size
+        super().connectionMade()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return  # lingering after a refusal: throw the rest away
+        if self._head_started is None and self.line_mode and not self._handlingRequest:
+            self._head_started = time.monotonic()
+        super().dataReceived(data)
+        if self._refused or self._handlingRequest:
+            return
+        if self.line_mode:
+            if self.requests or self._buffer.strip(b"\r\n"):
+                if self._head_timer is None:  # a head is still arriving
+                    self._start_head_timer()
+            else:
+                # Between requests (at most a stray CRLF): the idle timeout's turn.
+                self._head_started = None
+                if self._head_timer is not None:
+                    self._cancel(head=True)
+        elif self._body_timer is None:  # a body is still arriving
+            self._start_body_timer()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self._refused:
+            super().rawDataReceived(data)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """Refuse a line too long to buffer (Twisted drops the connection silently)."""
+        if self._refused:
+            return
+        if not self.requests:
+            self._refuse(414, f"the request line is more than {self.limits.max_request_line} bytes "
+                              "long. Send a shorter URL (put large data in a POST body).")
+        else:
+            self._refuse(431, f"a header line is more than {self.MAX_LENGTH} bytes long. Send "
+                              "smaller headers (cookies included).")
+
+    def allHeadersReceived(self) -> None:
+        """Check the request line's length and the body's announced size against its
+        resource's limit, then go on as Twisted does (which may answer ``100
+        Continue``)."""
+        self._head_started = None
+        if self._head_timer is not None:
+            self._cancel(head=True)
+        line_length = len(self._command) + len(self._path) + len(self._version) + 2
+        if line_length > self.limits.max_request_line:
+            self.length = None  # Twisted's way to stop reading this request
+            self._refuse(414, f"the request line is {line_length} bytes long, more than the "
+                              f"{self.limits.max_request_line} allowed. Send a shorter URL (put "
+                              "large data in a POST body).")
+            return
+        self._body_bytes = 0
+        self._max_body = None
+        if self.length != 0:
+            refused = self._early_refusal()
+            if refused is not None:
+                self.length = None  # Twisted's way to stop reading this request
+                self._refuse(403, refused)
+                return
+            self._max_body, resource, applet_id = self._body_limit()
+            self._body_owner = (resource, applet_id)
+            if self.length is not None and self.length > self._max_body:
+                self._refuse_body(self.length, "is")
+                return
+        super().allHeadersReceived()
+
+    def handle_body_chunk(self, size: int) -> bool:
+        """Count ``size`` more body bytes; refuse and return False past the limit.
+
+        Called by the request for each piece of its (decoded) body.
+        """
+        if self._refused:
+            return False
+        self._body_bytes += size
+        if self._max_body is not None and self._body_bytes > self._max_body:
+            self._refuse_body(self._body_bytes, "reached")
+            return False
+        return True
+
+    def allContentReceived(self) -> None:
+        if self._refused:
+            return  # a chunked body's end after the refusal in the same read
+        if self._body_timer is not None:
+            self._cancel(body=True)
+        super().allContentReceived()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancel(head=True, body=True)
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        super().connectionLost(reason)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Answer Twisted's own 400s with a reason; its header limits with 431."""
+        if self._receivedHeaderCount > self.maxHeaders:
+            self._refuse(431, f"the request has more than {self.maxHeaders} header fields. "
+                              "Send fewer headers.")
+        elif self._receivedHeaderSize > self.totalHeadersSize:
+            self._refuse(431, f"the request line and headers are more than {self.totalHeadersSize} "
+                              "bytes. Send fewer or smaller headers (cookies included).")
+        else:
+            self._refuse(400, "the request is malformed (request line, a header, the body's "
+                              "framing or a form body). Check what the client sends.")
+
+    # -- the body limit ------------------------------------------------------------
+
+    def _body_limit(self) -> tuple[int, Any, str | None]:
+        """Return the body limit of the request whose head just ended, the resource
+        that sets it (None: the server's limit) and that resource's applet id."""
+        peek = getattr(getattr(self, "site", None), "body_limit", None)
+        if peek is not None:
+            try:
+                return peek(self._path)  # type: ignore[no-any-return]
+            except Exception:
+                log.exception("Cannot look up the body limit of %r; using the server's.", self._path)
+        return self.limits.max_body, None, None
+
+    def _early_refusal(self) -> str | None:
+        """Return why the request whose head just ended is refused before its body
+        (no access token: see ``HanjiSite.early_refusal``), or None."""
+        check = getattr(getattr(self, "site", None), "early_refusal", None)
+        if check is None:
+            return None
+        request = self.requests[-1]
+        request.parseCookies()  # Twisted does it later in allHeadersReceived; idempotent
+        return check(request, self._path)  # type: ignore[no-any-return]
+
+    def _refuse_body(self, size: int, verb: str) -> None:
+        method = self._command.decode("ascii", "replace")
+        path = self._path.decode("utf-8", "replace").split("?")[0]
+        resource, applet_id = self._body_owner
+        if resource is None:
+            what = (f"the server's limit, {self._max_body} bytes. Send less, or raise the limit "
+                    "(hanji serve --max-body BYTES)")
+        else:
+            name = type(resource).__name__
+            what = (f"the limit of {name} (applet '{applet_id}'), {self._max_body} bytes. Send "
+                    f"less, or raise {name}.max_body")
+        self.length = None  # Twisted's way to stop reading this request
+        self._refuse(413, f"the body of {method} {path} {verb} {size} bytes, over {what}.")
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _start_head_timer(self) -> None:
+        timeout = self.limits.header_timeout
+        if timeout:
+            started = self._head_started if self._head_started is not None else time.monotonic()
+            self._head_started = started
+            left = max(0.0, started + timeout - time.monotonic())
+            self._head_timer = self._call_later(left, self._head_too_slow, timeout)
+
+    def _head_too_slow(self, timeout: float) -> None:
+        self._head_timer = None
+        self._refuse(408, f"the request line and headers did not arrive in full within {timeout:g} s "
+                          "of their first byte. Send the request head at once.")
+
+    def _start_body_timer(self) -> None:
+        window, rate = self.limits.body_timeout, self.limits.body_min_rate
+        if window and rate:
+            self._window_start = self._body_bytes
+            self._body_timer = self._call_later(window, self._check_body_rate, window, rate)
+
+    def _check_body_rate(self, window: float, rate: int) -> None:
+        self._body_timer = None
+        got = self._body_bytes - self._window_start
+        if got < rate * window:
+            self._refuse(408, f"the request body arrived too slowly: {got} bytes in {window:g} s, "
+                              f"less than {rate} bytes/s. Send the body at once.")
+            return
+        self._start_body_timer()
+
+    def _call_later(self, delay: float, f: Any, *args: Any) -> Any:
+        # The factory's reactor (TimeoutMixin's callLater, set by HTTPFactory).
+        call_later: Any = self.callLater
+        return call_later(delay, f, *args)
+
+    def _cancel(self, head: bool = False, body: bool = False) -> None:
+        if head and self._head_timer is not None:
+            if self._head_timer.active():
+                self._head_timer.cancel()
+            self._head_timer = None
+        if body and self._body_timer is not None:
+            if self._body_timer.active():
+                self._body_timer.cancel()
+            self._body_timer = None
+
+    # -- refusing ---------------------------------------------------------------------------
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` with a plain-text reason and close the connection, once.
+
+        The rest of what the client sends is read and thrown away for a moment
+        (``LINGER`` s) before the close: closing a socket with unread data resets
+        the connection, and a client still sending (its body, its headers) would
+        see the reset instead of the answer.
+        """
+        if self._refused:
+            return
+        self._refused = True
+        self.setRawMode()  # the lines still buffered go to rawDataReceived: dropped
+        self._cancel(head=True, body=True)
+        phrase = _phrase(status)
+        body = f"{status} {phrase}: {reason}\n".encode("utf-8")
+        transport: Any = self.transport
+        log.info("Refused a request from %s with %d: %s", getattr(transport.getPeer(), "host", "?"),
+                 status, reason)
+        transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % (status, phrase.encode("ascii"), len(body)) + body
+        )
+        half_close = getattr(transport, "loseWriteConnection", None)
+        if half_close is not None:
+            self._networkProducer.unregisterProducer()
+            half_close()
+            self._linger_call = self._call_later(LINGER, transport.loseConnection)
+        else:
+            self.loseConnection()
