@@ -6,7 +6,8 @@
     │   ├── AppletImportError    an applet package that failed to import
     │   └── AppletActivationError  ``on_activate`` raised
     ├── MissingArgument          ``request.args[name]`` without that argument (also a KeyError; a 400)
-    ├── WrongThreadError         a function called on the wrong thread
+    ├── HanjiThreadError         a function called on the wrong thread (debug mode);
+    │                            ``WrongThreadError`` is the same class, its older name
     ├── ServerNotRunning         the server is not started (or was stopped)
     ├── WebSocketRefused         raised in ``accept()``: refuse with an HTTP status
     ├── WebSocketClosed          a notebook websocket client is closed
@@ -71,8 +72,12 @@ class MissingArgument(HanjiError, KeyError):
         return f"missing request argument {self.name!r}"
 
 
-class WrongThreadError(HanjiError):
-    """A function was called on a thread it must not run on."""
+class HanjiThreadError(HanjiError):
+    """A function was called on a thread it must not run on; the message says what
+    to use instead (raised in debug mode only)."""
+
+
+WrongThreadError = HanjiThreadError  # the older name, kept for existing code
 
 
 class ServerNotRunning(HanjiError):

@@ -70,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     server = HanjiServer(
         reactor, setup, host=args.host, port=args.port,
         django_threads=args.django_threads, drain_timeout=args.drain_timeout,
-        access_log=args.access_log,
+        access_log=args.access_log, stall_threshold_ms=args.stall_threshold,
     )
     status = {"code": 0}
 
@@ -199,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--django-threads", type=int, default=10, metavar="N")
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
     p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
-    p.add_argument("--debug", action="store_true")
+    p.add_argument("--stall-threshold", type=float, default=50.0, metavar="MS",
+                   help="report reactor callbacks blocking longer than MS milliseconds (default 50; 0: off)")
+    p.add_argument("--debug", action="store_true",
+                   help="tracebacks in 500 pages, and HanjiThreadError for reactor-only calls made from other threads")
     p.set_defaults(func=serve)
 
     p = sub.add_parser("startapplet", help="write an applet skeleton")

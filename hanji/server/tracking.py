@@ -19,6 +19,9 @@ from typing import Any, Callable
 
 from twisted.internet import defer
 
+from hanji import _threads
+from hanji.server import _guard
+
 current_applet: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "hanji_current_applet", default=None
 )
@@ -115,8 +118,16 @@ def _opened_of(applet: Any) -> OpenedThings | None:
 
 
 def _wrap(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    factory_at = {"port": 1, "connector": 2}.get(kind)
+
     @functools.wraps(method)
     def tracked(*args: Any, **kwargs: Any) -> Any:
+        if _threads._debug:
+            # Debug mode's wrong-thread guard (hanji.server._guard); one flag test otherwise.
+            if kind == "call":
+                _guard.check_call_later()
+            elif factory_at is not None:
+                _guard.guard_factory(args[factory_at] if len(args) > factory_at else kwargs.get("factory"))
         opened = _opened_of(current_applet.get())
         if opened is not None and kind == "port" and len(args) > 1:
             opened.track_factory(args[1])
