@@ -167,13 +167,14 @@ class StallWatchdog:
         if first:
             message = (
                 f"Reactor stall: a callback has blocked the reactor thread for over {threshold_ms:.0f} ms "
-                f"({who}; {what}). Blocking stack of the reactor thread:\n{stack}"
-                "Code on the reactor must not block: return a Deferred, or move the work to a thread "
-                "with hanji.core.utils.defer_to_django(f) or twisted.internet.threads.deferToThread(f)."
+                f"({who}; {what}). Code on the reactor must not block: return a Deferred, or move the "
+                "work to a thread with hanji.core.utils.defer_to_django(f) or "
+                "twisted.internet.threads.deferToThread(f)."
             )
             if not applet_id:
                 message += (" With no applet on the stack, the reactor may also be waiting for the GIL "
                             "held by CPU-bound threads (Django views).")
+            message += f" Blocking stack of the reactor thread:\n{stack.rstrip()}"
             log.warning("%s", message)
             if applet_id:
                 _errors.report(applet_id, f"reactor stall over {threshold_ms:.0f} ms ({what})", message)

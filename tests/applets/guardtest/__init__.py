@@ -68,7 +68,6 @@ class FinishFromThread(TwAppletResource):
 
         def work():
             try:
-                request.write(b"x")
                 request.finish()
             except Exception as exc:
                 reactor.callFromThread(_answer, request, f"{type(exc).__name__}: {exc}")
