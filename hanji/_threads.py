@@ -68,7 +68,10 @@ def check_reactor_thread(what: str, instead: str) -> None:
 def assert_reactor_thread(what: str) -> None:
     """In debug mode, raise HanjiThreadError unless called on the reactor thread."""
     if _debug and not in_reactor_thread():
-        raise wrong_thread(what, "use reactor.callFromThread() or crochet to get there")
+        raise HanjiThreadError(
+            f"{what} must run on the reactor thread (called from thread "
+            f"{threading.current_thread().name}); use reactor.callFromThread() or crochet to get there."
+        )
 
 
 def assert_not_reactor_thread(what: str) -> None:

@@ -1,9 +1,9 @@
 """The reactor stall watchdog: report any reactor callback that blocks too long.
 
-A daemon thread, ``HanjiWatchdog``, posts a heartbeat to the reactor with
-``reactor.callFromThread`` and waits for it. If it has not run within the threshold
-(50 ms by default: ``hanji serve --stall-threshold MS``, ``HANJI_STALL_MS`` in a
-notebook), the reactor is blocked: the watchdog samples the reactor thread's stack
+A daemon thread, ``HanjiWatchdog``, watches the reactor thread. When the reactor has
+been busy in one loop iteration (running callbacks, not waiting for I/O) for longer
+than the threshold (50 ms by default: ``hanji serve --stall-threshold MS``,
+``HANJI_STALL_MS`` in a notebook), it samples the reactor thread's stack
 (``sys._current_frames``) and reports the stall once, with the applet or resource it
 blames and the blocking stack:
 
@@ -15,12 +15,17 @@ blames and the blocking stack:
 
 A stall is reported once however long it lasts. A stall at the same place as an
 earlier one (a hot loop) is counted, and logged again in one line at the 2nd, 4th,
-8th... time only. Between heartbeats the watchdog sleeps one threshold, so an idle
-server costs about ``1 / (2 × threshold)`` wake-ups per second of each thread (10
-per second at 50 ms); every stall of at least twice the threshold is caught, shorter
-ones over it most of the time.
+8th... time only.
 
-The watchdog thread only reads the reactor's frames; all its state is its own.
+How it knows: on the epoll and poll reactors (Linux's default) the reactor's poller
+is wrapped so that each return from the I/O wait stamps the start of a loop
+iteration (a clock read and two stores, on the reactor thread). The watchdog sleeps
+while the reactor waits for I/O and is woken at the next iteration, so an idle
+server costs nothing. On other reactors it posts a heartbeat with
+``reactor.callFromThread`` every threshold instead (about 20 wake-ups a second at
+50 ms) and reports when one is late by the threshold.
+
+The watchdog thread only reads the reactor's frames and stamps; its state is its own.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import threading
 import time
 import traceback
 from types import FrameType
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from twisted.python import threadable
 
@@ -88,7 +93,13 @@ class StallWatchdog:
         self._blame = blame or (lambda: None)
         self._packages = packages or (lambda: {})
         self._beat = threading.Event()
+        self._wake = threading.Event()
         self._stop = threading.Event()
+        # Stamped by the reactor thread (watched poller): when the current loop
+        # iteration began (0.0: waiting for I/O) and how many began so far.
+        self._since = 0.0
+        self._gen = 0
+        self._parked = False  # the watchdog sleeps until the next iteration
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stalls: dict[tuple[str | None, str], Stall] = {}
@@ -101,14 +112,26 @@ class StallWatchdog:
         if not self.enabled or (self._thread is not None and self._thread.is_alive()):
             return
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(self._stop,), name=THREAD_NAME, daemon=True)
+        target: Callable[[threading.Event], None] = self._run_heartbeat
+        poller = getattr(self.reactor, "_poller", None)
+        if isinstance(poller, _WatchedPoller):
+            poller = poller.poller
+        if poller is not None and callable(getattr(poller, "poll", None)):
+            self._since, self._parked = 0.0, False
+            self.reactor._poller = _WatchedPoller(poller, self)
+            target = self._run_watched
+        self._thread = threading.Thread(target=target, args=(self._stop,), name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the watchdog thread (it exits at its next wake-up); any thread,
-        never waits for the reactor."""
+        """Stop the watchdog thread (it exits at its next wake-up) and unwrap the
+        reactor's poller; any thread, never waits for the reactor."""
         self._stop.set()
         self._beat.set()
+        self._wake.set()
+        poller = getattr(self.reactor, "_poller", None)
+        if isinstance(poller, _WatchedPoller) and poller.watchdog is self:
+            self.reactor._poller = poller.poller
         self._thread = None
 
     @property
@@ -122,8 +145,34 @@ class StallWatchdog:
         """Mark the reactor responsive; reactor thread."""
         self._beat.set()
 
-    def _run(self, stop: threading.Event) -> None:
-        """Post heartbeats and report the stalls; watchdog thread."""
+    def _run_watched(self, stop: threading.Event) -> None:
+        """Follow the iterations the watched poller stamps and report the stalls;
+        watchdog thread."""
+        while not stop.is_set():
+            gen, since = self._gen, self._since
+            if not since:
+                # The reactor waits for I/O: sleep until the poller returns.
+                self._wake.clear()
+                self._parked = True
+                if self._gen == gen and not self._since and not stop.is_set():
+                    self._wake.wait(10.0)
+                self._parked = False
+                continue
+            elapsed = time.monotonic() - since
+            if elapsed < self.threshold:
+                stop.wait(self.threshold - elapsed)
+                continue
+            if self._gen != gen:
+                continue  # that iteration ended meanwhile
+            stall = self._sample(since)
+            while self._gen == gen and not stop.is_set():
+                stop.wait(self.threshold)
+            if stall is not None:
+                self._ended(stall, time.monotonic() - since)
+
+    def _run_heartbeat(self, stop: threading.Event) -> None:
+        """Post heartbeats and report the stalls (reactors without a poller to
+        watch); watchdog thread."""
         while not stop.is_set():
             self._beat.clear()
             posted = time.monotonic()
@@ -140,7 +189,7 @@ class StallWatchdog:
                     self._ended(stall, time.monotonic() - posted)
             stop.wait(self.threshold)
 
-    def _sample(self, posted: float) -> Stall | None:
+    def _sample(self, began: float) -> Stall | None:
         """Sample the reactor thread's stack and report the stall once; return its
         record (None if the reactor was only waiting for I/O). Watchdog thread."""
         frame = sys._current_frames().get(threadable.ioThread) if threadable.ioThread is not None else None
@@ -151,7 +200,7 @@ class StallWatchdog:
         except Exception:
             served = None
         applet_id, what, place, stack = self._describe(frame, served)
-        elapsed_ms = (time.monotonic() - posted) * 1000.0
+        elapsed_ms = (time.monotonic() - began) * 1000.0
         key = (applet_id, place)
         with self._lock:
             self.total += 1
@@ -195,7 +244,8 @@ class StallWatchdog:
     def _waiting(frame: FrameType) -> bool:
         """Return True if the reactor thread is waiting for I/O (not stalled: our
         heartbeat is only late, the process starved of CPU)."""
-        return frame.f_code.co_name in _WAITING and "twisted" in frame.f_code.co_filename
+        code = frame.f_code
+        return code is _WatchedPoller.poll.__code__ or (code.co_name in _WAITING and "twisted" in code.co_filename)
 
     def _describe(self, frame: FrameType, served: tuple[str | None, str] | None) -> tuple[str | None, str, str, str]:
         """Return ``(applet_id, what, place, stack)`` for a stalled reactor frame."""
@@ -236,6 +286,31 @@ class StallWatchdog:
             return f"reactor stalls over {threshold_ms:.0f} ms: none"
         return (f"reactor stalls over {threshold_ms:.0f} ms: {self.total} "
                 f"(last: {stalls[0].summary()})")
+
+
+class _WatchedPoller:
+    """The reactor's epoll (or poll) object, stamping each loop iteration for the
+    watchdog: ``poll`` runs on the reactor thread; the rest is delegated."""
+
+    def __init__(self, poller: Any, watchdog: StallWatchdog) -> None:
+        self.poller = poller
+        self.watchdog = watchdog
+
+    def poll(self, *args: Any) -> Sequence[Any]:
+        """Wait for I/O as the wrapped poller does; the iteration begins on return."""
+        watchdog = self.watchdog
+        watchdog._since = 0.0
+        try:
+            return self.poller.poll(*args)  # type: ignore[no-any-return]
+        finally:
+            watchdog._since = time.monotonic()
+            watchdog._gen += 1
+            if watchdog._parked:
+                watchdog._parked = False
+                watchdog._wake.set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.poller, name)
 
 
 def _applet_of_frame(frame: FrameType, packages: dict[str, str]) -> str | None:

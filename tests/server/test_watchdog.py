@@ -82,3 +82,57 @@ def test_concurrent_requests_are_served_after_a_stall(start_server: Any) -> None
     log = _wait_for(server, "GET /res/guardtest/block")
     blamed = [r for r in _reports(log)]
     assert blamed and all("tcp_port" not in r.splitlines()[0] for r in blamed), log
+
+
+def test_heartbeat_fallback_on_a_reactor_without_a_poller() -> None:
+    """On a reactor with no poller to watch, late heartbeats give one report with the blocking frame."""
+    import queue
+
+    from twisted.python import threadable
+
+    from hanji.server.watchdog import StallWatchdog
+
+    class QueueReactor:
+        """A minimal reactor: callFromThread queues calls for its own thread."""
+
+        running = True
+
+        def __init__(self) -> None:
+            self.calls: queue.Queue[Any] = queue.Queue()
+
+        def callFromThread(self, f: Any, *args: Any) -> None:
+            self.calls.put((f, args))
+
+    def block() -> None:
+        time.sleep(0.3)  # the blocking frame
+
+    reactor = QueueReactor()
+    saved = threadable.ioThread
+
+    def loop() -> None:
+        threadable.registerAsIOThread()
+        while True:
+            f, args = reactor.calls.get()
+            if f is None:
+                return
+            f(*args)
+
+    thread = threading.Thread(target=loop, name="FakeReactor")
+    thread.start()
+    watchdog = StallWatchdog(reactor, 50)
+    try:
+        watchdog.start()
+        time.sleep(0.2)  # a few heartbeats first
+        reactor.callFromThread(block)
+        deadline = time.monotonic() + WAIT
+        while not (watchdog.stalls() and watchdog.stalls()[0].longest_ms) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        watchdog.stop()
+        reactor.calls.put((None, ()))
+        thread.join(WAIT)
+        threadable.ioThread = saved
+    stalls = watchdog.stalls()
+    assert len(stalls) == 1 and stalls[0].count == 1, stalls
+    assert "time.sleep(0.3)  # the blocking frame" in stalls[0].stack
+    assert stalls[0].longest_ms >= 50
