@@ -51,21 +51,20 @@ def start(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def process_counters(pid: int) -> tuple[float, int]:
-    """Return (CPU seconds, context switches) of every thread of ``pid``."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    switches = 0
+    """Return (CPU seconds, context switches) summed over the threads of ``pid``
+    (``/proc/<pid>/task/*/schedstat`` and ``status``)."""
+    cpu_ns, switches = 0, 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                cpu_ns += int(f.read().split()[0])
             with open(f"/proc/{pid}/task/{tid}/status") as f:
                 for line in f:
                     if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                         switches += int(line.split()[1])
         except OSError:
             pass
-    return cpu, switches
+    return cpu_ns / 1e9, switches
 
 
 def measure(name: str, seconds: float) -> dict[str, float]:
@@ -122,7 +121,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in SETUPS:
             results[name].append(measure(name, args.seconds))
-    print(f"{'set-up':<12} {'req/s (best)':>12} {'idle CPU ms/s':>14} {'idle switches/s':>16}")
+    print(f"{'set-up':<12} {'req/s (best)':>12} {'idle CPU ms/s':>14} {'idle switches/s':>16}  (best of {args.rounds})")
     for name, runs in results.items():
         print(f"{name:<12} {max(r['rps'] for r in runs):>12.0f} "
               f"{min(r['idle_cpu_ms_per_s'] for r in runs):>14.2f} "

@@ -7,6 +7,10 @@ names the applet. The reactor's ``listenTCP``, ``listenUDP``, ``connectTCP`` and
 on that applet. This is what makes the reference's
 ``reactor.callFromThread(lambda: reactor.listenTCP(1234, factory))`` close its port
 when the applet is deactivated, without the applet doing anything.
+
+In debug mode the same wrappers apply the wrong-thread guard (:mod:`hanji.server._guard`):
+``callLater`` off the reactor thread raises HanjiThreadError, and the connections of
+the factories given to ``listenTCP``/``connectTCP`` get guarded transports.
 """
 
 from __future__ import annotations

@@ -54,6 +54,8 @@ def test_stall_reaches_errors_and_status(kernel: Kernel) -> None:
     """A resource sleeping on the reactor is reported under the cell, in hanji.errors() and in %hanji status."""
     result = kernel.ok(SLOW)
     assert "done" in result.stdout
+    printed = result.stderr + kernel.ok("import time; time.sleep(0.5)").stderr  # under this cell or the next
+    assert "Hanji: applet 'slowpoke' reactor stall over 50 ms (GET /res/slowpoke/slow" in printed
     errors = kernel.ok("print(hanji.errors('slowpoke'))").stdout
     if "reactor stall" not in errors:  # the report may land just after the cell: wait for it
         errors = kernel.ok("import time; time.sleep(1); print(hanji.errors('slowpoke'))").stdout
