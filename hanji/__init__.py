@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from hanji._exceptions import HanjiThreadError
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "HanjiThreadError",
     "activate",
     "aget",
     "apost",
@@ -33,7 +36,7 @@ __all__ = [
     "ws",
 ]
 
-_API = set(__all__) - {"load_ipython_extension", "unload_ipython_extension"}
+_API = set(__all__) - {"HanjiThreadError", "load_ipython_extension", "unload_ipython_extension"}
 
 
 def load_ipython_extension(ipython: Any) -> None:

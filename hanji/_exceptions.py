@@ -7,7 +7,8 @@
     │   └── AppletActivationError  ``on_activate`` raised
     │       └── ActivationTimeout  ``on_activate`` overran the activation timeout
     ├── MissingArgument          ``request.args[name]`` without that argument (also a KeyError; a 400)
-    ├── WrongThreadError         a function called on the wrong thread
+    ├── HanjiThreadError         a function called on the wrong thread (debug mode);
+    │                            ``WrongThreadError`` is the same class, its older name
     ├── ServerNotRunning         the server is not started (or was stopped)
     ├── DjangoPoolFull           the Django pool's queue is full (a 503 with Retry-After)
     ├── WebSocketRefused         raised in ``accept()``: refuse with an HTTP status
@@ -77,8 +78,12 @@ class MissingArgument(HanjiError, KeyError):
         return f"missing request argument {self.name!r}"
 
 
-class WrongThreadError(HanjiError):
-    """A function was called on a thread it must not run on."""
+class HanjiThreadError(HanjiError):
+    """A function was called on a thread it must not run on; the message says what
+    to use instead (raised in debug mode only)."""
+
+
+WrongThreadError = HanjiThreadError  # the older name, kept for existing code
 
 
 class ServerNotRunning(HanjiError):

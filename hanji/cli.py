@@ -132,6 +132,7 @@ def serve(args: argparse.Namespace) -> int:
         django_threads=args.django_threads, django_queue=args.django_queue,
         drain_timeout=args.drain_timeout, access_log=args.access_log, limits=limits,
         token=token, activate_timeout=args.activate_timeout or None,
+        stall_threshold_ms=args.stall_threshold,
     )
     status = {"code": 0}
 
@@ -268,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
     p.add_argument("--no-token", action="store_true",
                    help="require no access token, even off loopback (unsafe; warns)")
-    p.add_argument("--debug", action="store_true")
+    p.add_argument("--stall-threshold", type=float, default=50.0, metavar="MS",
+                   help="report reactor callbacks blocking longer than MS milliseconds (default 50; 0: off)")
+    p.add_argument("--debug", action="store_true",
+                   help="tracebacks in 500 pages, and HanjiThreadError for reactor-only calls made from other threads")
     _add_limit_arguments(p)
     p.set_defaults(func=serve)
 

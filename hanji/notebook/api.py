@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hanji._exceptions import HanjiThreadError
 from hanji.notebook import live, schema
 from hanji.notebook._usage import UnknownApplet, UsageError
 from hanji.notebook.client import aget, apost, arequest, get, post, request, site_path
@@ -22,6 +23,7 @@ deactivate = live.deactivate
 endpoint = live.endpoint
 
 __all__ = [
+    "HanjiThreadError",
     "activate",
     "aget",
     "apost",
@@ -128,6 +130,7 @@ def status() -> Status:
         log_path=str(session.log_path) if session.log_path else None,
         applets=applets_of(session.server) if session.server is not None else Applets(),
         errors=len(_errors.all_errors()),
+        stalls=session.server.watchdog.summary() if session.server is not None else "",
     )
 
 

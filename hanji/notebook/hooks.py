@@ -34,8 +34,9 @@ def mark_shown(seqs: list[int]) -> None:
 
 def format_error(record: _errors.AppletErrorRecord) -> str:
     """Return the text printed in the notebook for one recorded error."""
+    what = record.where if record.where.startswith("reactor stall") else f"failed in {record.where}"
     return (
-        f"Hanji: applet '{record.applet_id}' failed in {record.where} "
+        f"Hanji: applet '{record.applet_id}' {what} "
         f"(hanji.errors() keeps it):\n{record.traceback.rstrip()}\n"
     )
 

@@ -1,6 +1,6 @@
 """The ``%hanji`` line magic; every action runs on the cell thread.
 
-    %hanji status            reactor thread, URL, applets (version, last error)
+    %hanji status            reactor thread, URL, applets (version, last error), reactor stalls
     %hanji applets           the applets and their resources
     %hanji routes            the routing table, Twisted/Django overlaps marked
     %hanji errors [ID]       recorded errors with tracebacks (--clear forgets them)

@@ -82,8 +82,9 @@ class Status:
 
     def __init__(self, running: bool, url: str | None, public_url: str | None, reactor: str,
                  reactor_alive: bool, data_dir: str | None, log_path: str | None,
-                 applets: Applets, errors: int) -> None:
+                 applets: Applets, errors: int, stalls: str = "") -> None:
         self.running, self.url, self.public_url = running, url, public_url
+        self.stalls = stalls
         self.reactor, self.reactor_alive = reactor, reactor_alive
         self.data_dir, self.log_path = data_dir, log_path
         self.applets, self.errors = applets, errors
@@ -97,6 +98,8 @@ class Status:
         if self.data_dir:
             lines.append(f"data: {self.data_dir}  log: {self.log_path}")
         lines.append(f"errors recorded: {self.errors} (hanji.errors())")
+        if self.stalls:
+            lines.append(self.stalls)
         return lines
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from hanji import _threads
 from hanji._threads import assert_not_reactor_thread, assert_reactor_thread
 from hanji.notebook._usage import NotLoaded
 
@@ -34,6 +35,7 @@ log = logging.getLogger("hanji.notebook")
 REACTOR_THREAD_NAME = "HanjiReactor"
 DEFAULT_PORT = 8899
 DEFAULT_DRAIN_TIMEOUT = 3.0  # below jupyter_client's 5 s before it kills a kernel
+DEFAULT_STALL_MS = 50.0
 
 
 def _env_float(name: str, default: float) -> float:
@@ -107,6 +109,8 @@ class Session:
         self.running = False
         self.host = "127.0.0.1"
         self.drain_timeout = _env_float("HANJI_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT)
+        # Reactor callbacks blocking longer than this are reported (0: watchdog off).
+        self.stall_threshold_ms = _env_float("HANJI_STALL_MS", DEFAULT_STALL_MS)
         self.data_dir: Path | None = None
         self.log_path: Path | None = None
         self.last_start: StartInfo | None = None
@@ -173,6 +177,9 @@ class Session:
             if self.running:
                 return None
             began = time.perf_counter()
+            # Debug mode (wrong-thread guard, tracebacks in 500s) is on in a notebook
+            # unless HANJI_DEBUG=0 turns it off.
+            _threads.set_debug(_threads.debug_from_env(True))
             # Phase 1: the reactor, in crochet's thread (started once per kernel).
             self._start_reactor()
             # Phase 2: Django configured and migrated, here on the cell thread.
@@ -231,7 +238,8 @@ class Session:
         # not drive this kernel's applets. The notebook client sends it as a header.
         token = os.environ.get("HANJI_TOKEN", "").strip() or new_token()
         server = HanjiServer(self.reactor, setup, host=self.host, port=port,
-                             drain_timeout=self.drain_timeout, token=token)
+                             drain_timeout=self.drain_timeout, token=token,
+                             stall_threshold_ms=self.stall_threshold_ms)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._shutdown_for_exit)
         return server
 

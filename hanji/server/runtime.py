@@ -25,6 +25,7 @@ from hanji.server.django_setup import SetupResult, import_optional
 from hanji.server.limits import Limits
 from hanji.server.registry import AppletRecord, Registry, load_package, prepare
 from hanji.server.site import HanjiSite, build_site
+from hanji.server.watchdog import DEFAULT_THRESHOLD_MS, StallWatchdog
 
 log = logging.getLogger("hanji.server")
 
@@ -60,6 +61,7 @@ class HanjiServer:
         token: str | None = None,
         activate_timeout: float | None = 30.0,
         limits: Limits | None = None,
+        stall_threshold_ms: float = DEFAULT_THRESHOLD_MS,
     ) -> None:
         global _current
         self.reactor = reactor
@@ -82,6 +84,7 @@ class HanjiServer:
         self.site: HanjiSite = build_site(self, access_log, self.limits)
         self.listening_port: Any = None
         self._swap_lock = defer.DeferredLock()
+        self.watchdog = StallWatchdog(reactor, stall_threshold_ms, self._serving, self._applet_packages)
         tracking.install(reactor)
         _current = self
 
@@ -99,6 +102,26 @@ class HanjiServer:
         else ``url/`` (any thread)."""
         return f"{self.url}/?token={self.token}" if self.token else f"{self.url}/"
 
+    def _serving(self) -> tuple[str | None, str] | None:
+        """Return ``(applet_id, "METHOD /path")`` of the request being rendered, if
+        any; read by the stall watchdog's thread (reads only)."""
+        request = self.site.serving
+        if request is None:
+            return None
+        try:
+            method = request.method.decode("ascii", "replace")
+            # The path only: the query may carry the access token (?token=).
+            path = request.path.decode("utf-8", "replace")
+        except Exception:
+            return None
+        parts = path.split("/")
+        applet_id = parts[2] if len(parts) > 2 and parts[1] in ("res", "ws", "static") and parts[2] else None
+        return applet_id, f"{method} {path}"
+
+    def _applet_packages(self) -> dict[str, str]:
+        """Return the package of each active packaged applet by id (any thread)."""
+        return {r.id: r.package for r in self.registry.active() if r.package}
+
     # -- start and stop ----------------------------------------------------------
 
     def start(self, *, port_fallback: bool = False) -> defer.Deferred[None]:
@@ -110,6 +133,7 @@ class HanjiServer:
         if not self.pool.started:
             self.pool.start()
         self.listen(port_fallback=port_fallback)
+        self.watchdog.start()
         return self.activate_packages()
 
     def listen(self, *, port_fallback: bool = False) -> None:
@@ -169,6 +193,7 @@ class HanjiServer:
         Django worker."""
         assert_reactor_thread("HanjiServer.shutdown()")
         deadline = self.drain_timeout if timeout is None else timeout
+        self.watchdog.stop()
         yield self.stop_listening()
         left = yield self.drain(deadline)
         hooks_pool = self.pool

@@ -22,10 +22,12 @@ import html
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
+from twisted.python import threadable
 from twisted.web import resource, server
 
+from hanji import _threads
 from hanji._exceptions import AppletNotFound
-from hanji.server import access, csrf, static
+from hanji.server import _guard, access, csrf, static
 from hanji.server.limits import HanjiChannel, Limits, body_limit_of
 
 if TYPE_CHECKING:
@@ -33,16 +35,32 @@ if TYPE_CHECKING:
 
 
 class HanjiRequest(server.Request):
-    """A request that the site counts while it is in flight (for the drain)."""
+    """A request that the site counts while it is in flight (for the drain).
+
+    In debug mode ``write``, ``finish`` and the transport's ``write`` raise
+    HanjiThreadError off the reactor thread (:mod:`hanji.server._guard`).
+    """
 
     _in_flight: set[Any] | None = None
 
     def process(self) -> None:
-        self._in_flight = self.channel.site.in_flight  # type: ignore[attr-defined]
+        """Render the request; reactor thread. The site's ``serving`` names it
+        meanwhile, for the stall watchdog's reports."""
+        site = self.channel.site  # type: ignore[attr-defined]
+        self._in_flight = site.in_flight
         self._in_flight.add(self)
-        super().process()
+        if _threads._debug:
+            _guard.guard_request(self)
+        site.serving = self
+        try:
+            super().process()
+        finally:
+            site.serving = None
 
     def finish(self) -> None:
+        """Finish the response; reactor thread (checked in debug mode)."""
+        if _threads._debug and not threadable.isInIOThread():
+            raise _threads.wrong_thread("request.finish", _guard.FINISH_ADVICE)
         if self._in_flight is not None:
             self._in_flight.discard(self)
         super().finish()
@@ -76,6 +94,7 @@ class HanjiSite(server.Site):
         kwargs.setdefault("timeout", self.limits.idle_timeout or None)
         super().__init__(root, logPath=access_log, **kwargs)
         self.in_flight: set[HanjiRequest] = set()
+        self.serving: HanjiRequest | None = None  # the request being rendered right now
 
     def protocol(self) -> HanjiChannel:  # type: ignore[override]
         """Build the channel of one connection, with this site's limits; reactor thread."""

@@ -7,6 +7,10 @@ names the applet. The reactor's ``listenTCP``, ``listenUDP``, ``connectTCP`` and
 on that applet. This is what makes the reference's
 ``reactor.callFromThread(lambda: reactor.listenTCP(1234, factory))`` close its port
 when the applet is deactivated, without the applet doing anything.
+
+In debug mode the same wrappers apply the wrong-thread guard (:mod:`hanji.server._guard`):
+``callLater`` off the reactor thread raises HanjiThreadError, and the connections of
+the factories given to ``listenTCP``/``connectTCP`` get guarded transports.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import weakref
 from typing import Any, Callable
 
 from twisted.internet import defer
+
+from hanji import _threads
+from hanji.server import _guard
 
 current_applet: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "hanji_current_applet", default=None
@@ -115,8 +122,16 @@ def _opened_of(applet: Any) -> OpenedThings | None:
 
 
 def _wrap(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    factory_at = {"port": 1, "connector": 2}.get(kind)
+
     @functools.wraps(method)
     def tracked(*args: Any, **kwargs: Any) -> Any:
+        if _threads._debug:
+            # Debug mode's wrong-thread guard (hanji.server._guard); one flag test otherwise.
+            if kind == "call":
+                _guard.check_call_later()
+            elif factory_at is not None:
+                _guard.guard_factory(args[factory_at] if len(args) > factory_at else kwargs.get("factory"))
         opened = _opened_of(current_applet.get())
         if opened is not None and kind == "port" and len(args) > 1:
             opened.track_factory(args[1])

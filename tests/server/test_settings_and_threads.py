@@ -74,7 +74,7 @@ def test_public_names():
 
     assert hanji.__all__ == sorted(hanji.__all__)
     assert hanji.__all__ == [
-        "activate", "aget", "apost", "applets", "arequest", "deactivate", "endpoint", "errors", "get",
+        "HanjiThreadError", "activate", "aget", "apost", "applets", "arequest", "deactivate", "endpoint", "errors", "get",
         "load_ipython_extension", "migrate", "post", "request", "routes", "show", "status",
         "unload_ipython_extension", "url", "ws",
     ]
