@@ -68,7 +68,8 @@ def _applet_id(resource: Any) -> str:
 
 
 def _where(resource: Any, request: Any) -> str:
-    return f"{type(resource).__name__} {request.method.decode('ascii', 'replace')} {request.uri.decode('utf-8', 'replace')}"
+    # The path without the query, which may hold the access token (?token=).
+    return f"{type(resource).__name__} {request.method.decode('ascii', 'replace')} {request.path.decode('utf-8', 'replace')}"
 
 
 def to_body(request: Any, result: Any, resource: Any) -> bytes:

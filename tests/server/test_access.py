@@ -147,3 +147,18 @@ def test_no_token_opens_a_public_bind_with_a_loud_warning(start_server: Any) -> 
     assert re.search(r"WARNING hanji \[.*\] --no-token: .*NO access token", srv.log)
     assert re.search(r"^WARNING: --no-token: ", srv.log, re.M)
     assert "NO access token" in (srv.data / "hanji.log").read_text()
+
+
+def test_the_token_in_a_url_stays_out_of_error_reports(public: Any) -> None:
+    """A render failure reached with ?token= is reported by path only: the token
+    does not end up in the log (or hanji.errors())."""
+    import time
+
+    printed = public.log.count(public.token)  # the banner shows it, as Jupyter's does
+    answer = public.get(f"/res/contract/boom?token={public.token}&x=1", headers={})
+    assert answer.status == 500
+    deadline = time.monotonic() + 20
+    while "boom in render" not in public.log and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "/res/contract/boom" in public.log and "boom in render" in public.log
+    assert public.log.count(public.token) == printed
