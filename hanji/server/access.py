@@ -105,8 +105,9 @@ def _query_token(uri: bytes) -> bytes | None:
     query = uri.partition(b"?")[2]
     if b"token=" not in query:
         return None
-    values = parse_qs(query, keep_blank_values=True).get(b"token")
-    return values[0] if values else None
+    # Parsed as text: parse_qs on bytes raises on a percent-encoded non-ASCII value.
+    values = parse_qs(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1").get("token")
+    return values[0].encode("latin-1") if values else None
 
 
 def authenticate(request: Any, token: str | None, port: int) -> str | None:

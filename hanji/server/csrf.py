@@ -1,6 +1,8 @@
 """CSRF protection of unsafe methods on ``/res``; reactor thread (pure checks).
 
-A POST, PUT, PATCH or DELETE to a Twisted resource is served only if one holds:
+A request with an unsafe method (anything but GET, HEAD, OPTIONS and TRACE: POST,
+PUT, PATCH, DELETE and custom methods alike) to a Twisted resource is served only if
+one holds:
 
 1. it carried the access token in an ``Authorization: token …`` header (the
    notebook client's credential, which a browser never adds by itself);
@@ -14,6 +16,13 @@ A POST, PUT, PATCH or DELETE to a Twisted resource is served only if one holds:
 
 Anything else gets a 403 with the reason. Requests authenticated by the access
 cookie are not exempt: a cross-site page can make the browser send cookies.
+
+When the ``Origin`` header names another origin, only the ``X-CSRFToken`` *header*
+counts, not the form field: a page on another port of the same host can plant its
+own ``csrftoken`` cookie (cookies ignore ports) and post a plain form with the
+matching field, but it cannot add a custom header without a CORS preflight, which
+Hanji never grants. (The header is what lets the site's own pages through a proxy
+that rewrites ``Host``: their ``Origin`` is the proxy's.)
 """
 
 from __future__ import annotations
@@ -24,16 +33,18 @@ from urllib.parse import urlsplit
 from hanji.server import access
 from hanji.server._ws_endpoint import same_origin
 
-UNSAFE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
+# Django's list (RFC 9110 safe methods); every other method is checked.
+SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 _HOW = ("Send the X-CSRFToken header with the value of the csrftoken cookie (hanji.callback does), "
         "or call from a page of this server (same Origin), or authenticate with the header "
         "'Authorization: token <token>'.")
 
 
-def _csrf_token_problem(request: Any) -> str | None:
-    """Return why the request's CSRF token is missing or wrong, None if it is
-    valid; checked by Django's CsrfViewMiddleware on a stand-in HttpRequest."""
+def _csrf_token_problem(request: Any, form_field: bool = True) -> str | None:
+    """Return why the request's CSRF token (the header, or with ``form_field`` also
+    the form field) is missing or wrong, None if it is valid; checked by Django's
+    CsrfViewMiddleware on a stand-in HttpRequest."""
     from django.conf import settings
     from django.http import HttpRequest, QueryDict
     from django.middleware.csrf import CsrfViewMiddleware, RejectRequest
@@ -49,7 +60,7 @@ def _csrf_token_problem(request: Any) -> str | None:
     if value is not None:
         stand_in.META[settings.CSRF_HEADER_NAME] = value.decode("latin-1")
     form = QueryDict(mutable=True)
-    field = _form_field(request)
+    field = _form_field(request) if form_field else None
     if field is not None:
         form["csrfmiddlewaretoken"] = field
     stand_in.POST = form  # type: ignore[assignment]
@@ -88,7 +99,7 @@ def _referer_origin(request: Any) -> str | None:
 def refusal(request: Any) -> str | None:
     """Return why an unsafe request must be refused (403), or None to serve it.
     Run after :func:`hanji.server.access.authenticate`; reactor thread."""
-    if request.method not in UNSAFE_METHODS:
+    if request.method in SAFE_METHODS:
         return None
     if getattr(request, "hanji_auth", None) == access.HEADER:
         return None
@@ -101,7 +112,7 @@ def refusal(request: Any) -> str | None:
         origin, source = _referer_origin(request), "Referer"
     if origin is not None and same_origin(request, origin):
         return None
-    problem = _csrf_token_problem(request)
+    problem = _csrf_token_problem(request, form_field=source != "Origin")
     if problem is None:
         return None
     if origin is None:

@@ -57,6 +57,18 @@ class HanjiRequest(server.Request):
         finally:
             site.serving = None
 
+    def write(self, data: bytes) -> None:
+        """Write to the response; reactor thread (checked in debug mode).
+
+        Before the headers go out, the cookies of ``addCookie`` (the access cookie)
+        join those already in the headers (Django's ``csrftoken``, ``sessionid``):
+        Twisted would replace the latter with the former.
+        """
+        if not self.startedWriting and self.cookies:
+            already = self.responseHeaders.getRawHeaders(b"set-cookie") or []
+            self.cookies[:0] = [c for c in already if c not in self.cookies]
+        super().write(data)
+
     def finish(self) -> None:
         """Finish the response; reactor thread (checked in debug mode)."""
         if _threads._debug and not threadable.isInIOThread():

@@ -118,10 +118,27 @@ def test_query_token_sets_a_cookie_that_opens_the_site(public: Any) -> None:
     cookie = _token_cookie(first, port)[f"hanji-token-{port}"]
     assert cookie["path"] == "/" and public.token not in cookie.value  # a digest, not the token
     assert first.headers["Referrer-Policy"] == "same-origin"  # the token URL is not leaked to other sites
+    assert "csrftoken=" in raw  # Django's own cookies are kept beside the access cookie
     sent = {"Cookie": f"hanji-token-{port}={cookie.value}"}
     for path in GUARDED:
         assert public.get(path, headers=sent).status == 200, path
     assert _ws_status(public, "/ws/echo/echo", sent) == 101
+
+
+def test_garbled_query_tokens_get_403_not_500(public: Any) -> None:
+    """A ?token= that is not even text (%ff, or non-ASCII) is a wrong token: 403 with
+    the reason, also when a body follows (refused before it), never a 500 or a drop."""
+    from _raw_http import connect, read_answer
+
+    for query in ("token=%ff", "token=%C3%A9", "token=%ff%fe&token=x", "a=%ff&token="):
+        for path in ("/res/echo/info", "/"):
+            answer = public.get(f"{path}?{query}", headers={})
+            assert answer.status == 403, (path, query, answer.status)
+        with connect(public) as sock:
+            sock.sendall(f"POST /res/echo/info?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n".encode())
+            answer, _ = read_answer(sock)
+            assert answer.status == 403, (query, answer)
+    assert "Unhandled Error" not in public.log
 
 
 def test_fixed_token_is_required_even_on_loopback(start_server: Any) -> None:

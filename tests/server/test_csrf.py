@@ -76,6 +76,28 @@ def test_django_csrf_token_is_accepted(server: Any) -> None:
     assert _post(server, {"X-CSRFToken": token, "Origin": "http://evil.example"}).status == 403
 
 
+def test_planted_csrf_cookie_and_form_field_from_another_origin_is_refused(server: Any) -> None:
+    """A page on another port of this host can plant a csrftoken cookie (cookies ignore
+    ports) and post a plain form with the matching field: from a foreign Origin only
+    the X-CSRFToken header counts, which such a page cannot add without a preflight."""
+    planted = "a" * 32
+    other_port = server.url.rsplit(":", 1)[0] + ":3000"
+    field = f"is_good=yes&csrfmiddlewaretoken={planted}".encode()
+    answer = _post(server, {"Cookie": f"csrftoken={planted}", "Origin": other_port}, body=field)
+    assert answer.status == 403 and "cross-origin" in answer.text
+    assert _post(server, {"Cookie": f"csrftoken={planted}", "Origin": "null"}, body=field).status == 403
+    # Without an Origin (old clients), the form field still counts, as in Django.
+    assert _post(server, {"Cookie": f"csrftoken={planted}"}, body=field).text == "All right"
+
+
+def test_custom_methods_are_checked_too(server: Any) -> None:
+    """Every method but GET, HEAD, OPTIONS and TRACE is checked, custom ones included."""
+    for method in ("PURGE", "PROPFIND"):
+        answer = _post(server, {"Origin": "http://evil.example"}, method=method)
+        assert answer.status == 403, (method, answer.status)
+    assert server.request("OPTIONS", "/res/echo/info", headers={"Origin": "http://evil.example"}).status != 403
+
+
 def test_origin_behind_a_tls_proxy(server: Any) -> None:
     """Behind a TLS proxy the server's origin is X-Forwarded-Host with the port of X-Forwarded-Proto."""
     proxied = {"X-Forwarded-Host": "lab.example.org", "X-Forwarded-Proto": "https"}
