@@ -131,7 +131,7 @@ def serve(args: argparse.Namespace) -> int:
         reactor, setup, host=args.host, port=args.port,
         django_threads=args.django_threads, django_queue=args.django_queue,
         drain_timeout=args.drain_timeout, access_log=args.access_log, limits=limits,
-        token=token, activate_timeout=args.activate_timeout or None,
+        token=token, allow_hosts=args.allow_host or (), activate_timeout=args.activate_timeout or None,
         stall_threshold_ms=args.stall_threshold,
     )
     status = {"code": 0}
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
     p.add_argument("--no-token", action="store_true",
                    help="require no access token, even off loopback (unsafe; warns)")
+    p.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="a Host name a loopback server without a token answers to, besides "
+                        "localhost, 127.0.0.1 and [::1] (repeatable)")
     p.add_argument("--stall-threshold", type=float, default=50.0, metavar="MS",
                    help="report reactor callbacks blocking longer than MS milliseconds (default 50; 0: off)")
     p.add_argument("--debug", action="store_true",

@@ -23,7 +23,7 @@ import hmac
 import os
 import secrets
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from twisted.web import resource
 
@@ -57,6 +57,41 @@ def choose_token(host: str, no_token: bool = False, env: dict[str, str] | None =
     if fixed:
         return fixed
     return None if is_loopback(host) else new_token()
+
+
+def allowed_host_names(bind_host: str, token: str | None, extra: tuple[str, ...] = ()) -> frozenset[str] | None:
+    """Return the ``Host`` names a server answers to, or None for any.
+
+    A server on loopback without a token answers only to loopback names (and the
+    ``--allow-host`` ones): else a web page whose own name is made to resolve to
+    127.0.0.1 (DNS rebinding) would be same-origin with the server, past the CSRF
+    and websocket origin checks. With a token that page cannot get in anyway; with
+    ``--no-token`` on a public address the user has opened the server to all.
+    """
+    if token is not None or not is_loopback(bind_host):
+        return None
+    return LOOPBACK | {h.strip().strip("[]").lower() for h in extra if h.strip()}
+
+
+def host_refusal(request: Any, allowed: frozenset[str] | None) -> str | None:
+    """Return why the request's ``Host`` is refused (see :func:`allowed_host_names`),
+    or None; reactor thread, no side effects."""
+    if allowed is None:
+        return None
+    raw = request.getHeader(b"host")
+    if raw is None:  # HTTP/1.0 without Host: no name a page could have chosen
+        return None
+    shown = raw.decode("latin-1", "replace").strip()
+    try:
+        name = (urlsplit("//" + shown).hostname or "").lower()
+    except ValueError:
+        name = ""
+    if name in allowed or name.endswith(".localhost"):
+        return None
+    return (f"Host {shown[:100]!r} is not a name of this server. Without a token, a Hanji "
+            "server on loopback answers only to localhost, 127.0.0.1 and [::1] (a guard "
+            "against DNS rebinding). Use one of those, or start it with --allow-host NAME "
+            "(or a token: HANJI_TOKEN).")
 
 
 def cookie_name(port: int) -> bytes:

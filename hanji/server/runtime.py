@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import unquote
 import traceback
+from collections.abc import Sequence
 from typing import Any, Callable
+from urllib.parse import unquote
 
 from twisted.internet import defer, error as net_error
 from twisted.internet.threads import deferToThreadPool
@@ -18,8 +19,8 @@ from twisted.python.failure import Failure
 
 from hanji._exceptions import ActivationTimeout
 from hanji._threads import assert_reactor_thread
+from hanji.server import access, tracking
 from hanji.server import errors as _errors
-from hanji.server import tracking
 from hanji.server.django_bridge import DjangoPool, wsgi_resource
 from hanji.server.django_setup import SetupResult, import_optional
 from hanji.server.limits import Limits
@@ -59,6 +60,7 @@ class HanjiServer:
         drain_timeout: float = 10.0,
         access_log: str | None = None,
         token: str | None = None,
+        allow_hosts: Sequence[str] = (),
         activate_timeout: float | None = 30.0,
         limits: Limits | None = None,
         stall_threshold_ms: float = DEFAULT_THRESHOLD_MS,
@@ -71,6 +73,9 @@ class HanjiServer:
         # The access token every request must present (None: none required);
         # see hanji.server.access. Set before listening, then read-only.
         self.token = token
+        # The Host names answered (None: any); a loopback server without a token
+        # refuses others (DNS rebinding; see access.allowed_host_names).
+        self.allowed_hosts = access.allowed_host_names(host, token, tuple(allow_hosts))
         self.drain_timeout = drain_timeout
         # How long on_activate may run before its applet is marked failed (None: no limit).
         self.activate_timeout = activate_timeout

@@ -127,8 +127,12 @@ class HanjiSite(server.Site):
 
     def early_refusal(self, request: Any, uri: bytes) -> str | None:
         """Return why a request whose head just arrived, with a body to come, is
-        refused at once (no access token), or None; reactor thread, no side effects."""
+        refused at once (a foreign Host, no access token), or None; reactor thread, no
+        side effects."""
         hanji = getattr(self.resource, "hanji", None)
+        refused = access.host_refusal(request, getattr(hanji, "allowed_hosts", None))
+        if refused is not None:
+            return refused
         token = getattr(hanji, "token", None)
         if token is None:
             return None
@@ -216,7 +220,11 @@ class HanjiRoot(resource.Resource):
     def _refused(self, name: bytes, request: Any) -> Any:
         """Return a 403 resource if the request lacks the access token (every route
         but Hanji's own assets) or, for an unsafe method on /res, fails the CSRF
-        check; else None. Reactor thread."""
+        check, or names a Host that is not the server's (``allowed_hosts``); else
+        None. Reactor thread."""
+        reason = access.host_refusal(request, self.hanji.allowed_hosts)
+        if reason is not None:
+            return access.Forbidden(reason)
         if not access.is_open_path([name, *request.postpath]):
             if access.authenticate(request, self.hanji.token, self.hanji.port) is None:
                 return access.refusal(request)

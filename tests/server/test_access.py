@@ -74,13 +74,13 @@ def test_a_body_without_the_token_is_refused_before_it_is_read(public: Any) -> N
 
     for path in ("/res/echo/info", "/applets/notes/"):
         with connect(public) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n".encode())
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9000000\r\n\r\n".encode())
             answer, _ = read_answer(sock)
             assert answer.status == 403, answer
             assert "Authorization: token" in answer.text and path in answer.text
             read_to_eof(sock)
     with connect(public) as sock:
-        sock.sendall(f"POST /res/echo/info?token={public.token} HTTP/1.1\r\nHost: x\r\n"
+        sock.sendall(f"POST /res/echo/info?token={public.token} HTTP/1.1\r\nHost: localhost\r\n"
                      f"Content-Length: 99000000\r\n\r\n".encode())
         answer, _ = read_answer(sock)
         assert answer.status == 413, answer
@@ -135,7 +135,7 @@ def test_garbled_query_tokens_get_403_not_500(public: Any) -> None:
             answer = public.get(f"{path}?{query}", headers={})
             assert answer.status == 403, (path, query, answer.status)
         with connect(public) as sock:
-            sock.sendall(f"POST /res/echo/info?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n".encode())
+            sock.sendall(f"POST /res/echo/info?{query} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n".encode())
             answer, _ = read_answer(sock)
             assert answer.status == 403, (query, answer)
     assert "Unhandled Error" not in public.log
@@ -179,3 +179,26 @@ def test_the_token_in_a_url_stays_out_of_error_reports(public: Any) -> None:
         time.sleep(0.05)
     assert "/res/contract/boom" in public.log and "boom in render" in public.log
     assert public.log.count(public.token) == printed
+
+
+def test_loopback_without_token_refuses_foreign_host_names(server: Any, start_server: Any) -> None:
+    """DNS rebinding: a page at http://evil.example:PORT resolving to 127.0.0.1 would be
+    same-origin with a token-less loopback server. Such a server answers only to
+    loopback names (and --allow-host ones), on every route, bodies included."""
+    from _raw_http import connect, read_answer
+
+    evil = server.url.replace("127.0.0.1", "evil.example")
+    for path in ("/", "/res/echo/info", "/static/hello_world/help.html"):
+        answer = server.get(path, headers={"Host": evil.split("//")[1]})
+        assert answer.status == 403 and "DNS rebinding" in answer.text and "--allow-host" in answer.text, path
+    assert _ws_status(server, "/ws/echo/echo", {"Host": "evil.example", "Origin": "http://evil.example"}) == 403
+    with connect(server) as sock:
+        sock.sendall(b"POST /res/echo/info HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
+                     b"Content-Length: 5\r\n\r\n")
+        assert read_answer(sock)[0].status == 403
+    for host in ("localhost", "127.0.0.1", "[::1]", "app.localhost"):
+        port = server.url.rsplit(":", 1)[1]
+        assert server.get("/res/echo/info", headers={"Host": f"{host}:{port}"}).status == 200, host
+    allowed = start_server(args=["--allow-host", "myhost.lan"])
+    assert allowed.get("/res/echo/info", headers={"Host": "myhost.lan"}).status == 200
+    assert allowed.get("/res/echo/info", headers={"Host": "other.lan"}).status == 403

@@ -25,7 +25,7 @@ DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 def _post_head(path: str, length: int, extra: str = "") -> bytes:
     # Origin: the same origin as Host (the CSRF check on /res).
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\nContent-Type: application/octet-stream\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\nContent-Type: application/octet-stream\r\n"
             f"Content-Length: {length}\r\n{extra}\r\n").encode("ascii")
 
 
@@ -74,7 +74,7 @@ def test_body_within_resource_limit_is_served(plain: ServerProcess) -> None:
 def test_chunked_body_is_refused_when_it_passes_the_limit(plain: ServerProcess) -> None:
     """A chunked body is counted as it arrives and refused with 413 once it passes the
     resource's max_body, without waiting for its end."""
-    head = b"POST /res/limitstest/small HTTP/1.1\r\nHost: x\r\nOrigin: http://x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = b"POST /res/limitstest/small HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunk = b"258\r\n" + b"a" * 600 + b"\r\n"  # 0x258 = 600 bytes
     with connect(plain) as sock:
         sock.sendall(head + chunk + chunk)  # 1200 bytes, and no final chunk
@@ -110,12 +110,12 @@ def test_max_body_flag_and_resource_override(tight: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("head, status, reason", [
-    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n",
+    (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n",
      431, "more than 100 header fields"),
-    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 4000) for i in range(20))
+    (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 4000) for i in range(20))
      + b"\r\n", 431, "more than 65536 bytes"),
-    (b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 70_000 + b"\r\n\r\n", 431, "Send smaller headers"),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request line"),
+    (b"GET / HTTP/1.1\r\nHost: localhost\r\nCookie: " + b"c" * 70_000 + b"\r\n\r\n", 431, "Send smaller headers"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414, "request line"),
 ], ids=["too-many-headers", "head-too-large", "header-line-too-long", "request-line-too-long"])
 def test_oversized_request_head_gets_a_clear_answer(plain: ServerProcess, head: bytes, status: int,
                                                     reason: str) -> None:
@@ -131,7 +131,7 @@ def test_oversized_request_head_gets_a_clear_answer(plain: ServerProcess, head: 
 
 def test_malformed_header_gets_400_with_a_reason(plain: ServerProcess) -> None:
     """Twisted's own 400 for a malformed head now says why."""
-    answer = exchange(plain, b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+    answer = exchange(plain, b"GET / HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n")
     assert answer.status == 400 and "malformed" in answer.text
 
 
@@ -146,7 +146,7 @@ def test_server_still_serves_after_refusals(plain: ServerProcess) -> None:
 def test_slow_loris_head_is_cut_after_the_header_timeout(tight: ServerProcess) -> None:
     """A client trickling header lines (each resetting an idle timer) gets 408 and is
     disconnected once --header-timeout passes from the head's first byte."""
-    pieces = [b"GET / HTTP/1.1\r\n", b"Host: x\r\n"] + [b"X-Slow-%d: y\r\n" % i for i in range(1000)]
+    pieces = [b"GET / HTTP/1.1\r\n", b"Host: localhost\r\n"] + [b"X-Slow-%d: y\r\n" % i for i in range(1000)]
     with connect(tight) as sock:
         got, closed = trickle(sock, pieces, interval=0.2, guard=30)
     assert closed, f"still open after 30 s of trickling; got {got[:200]!r}"
@@ -169,7 +169,7 @@ def test_idle_keep_alive_connection_is_closed(tight: ServerProcess) -> None:
     """A keep-alive connection that sends nothing after its answer is closed after
     --idle-timeout (Twisted's default keeps it 12 hours)."""
     with connect(tight) as sock:
-        sock.sendall(b"GET /res/echo/info HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /res/echo/info HTTP/1.1\r\nHost: localhost\r\n\r\n")
         answer, rest = read_answer(sock)
         assert answer.status == 200
         assert rest + read_to_eof(sock, guard=WAIT) == b""
@@ -191,7 +191,7 @@ def test_keep_alive_connection_serves_several_requests(tight: ServerProcess) -> 
     with connect(tight) as sock:
         rest = b""
         for _ in range(3):
-            sock.sendall(b"GET /res/echo/info HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /res/echo/info HTTP/1.1\r\nHost: localhost\r\n\r\n")
             answer, rest = read_answer(sock, rest)
             assert answer.status == 200
 
@@ -216,7 +216,7 @@ def test_answers_that_take_their_time_are_not_cut(tight: ServerProcess, path: st
     """A resource answering later (NOT_DONE_YET) or a slow Django view is answered in
     full though it takes longer than every timeout."""
     with connect(tight) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         answer, _ = read_answer(sock)
     assert answer.status == 200 and answer.text == body
 

@@ -87,7 +87,7 @@ def test_client_disconnect_cancels_pending_deferred(server):
     tag = f"t{time.monotonic_ns()}"
     host, port = urllib.parse.urlsplit(server.url).netloc.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET /res/contract/pending?tag={tag} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.sendall(f"GET /res/contract/pending?tag={tag} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         time.sleep(0.3)  # let the server start rendering before we leave
     for _ in range(100):
         if tag in json.loads(server.get("/res/contract/cancelled").text)["cancelled"]:

@@ -50,7 +50,7 @@ def test_static_path_traversal_gives_404(server):
         b"/static/hello_world/%2e%2e/__init__.py",
         b"/static/hello_world/%2e%2e%2f%2e%2e%2fpyproject.toml",
     ):
-        answer = raw_request(server, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = raw_request(server, b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 404"), (path, answer[:200])
         assert b"root:" not in answer and b"hanji.core" not in answer
 
@@ -106,7 +106,7 @@ def test_malformed_request_gets_4xx_and_server_survives(server):
     """Garbage on the wire gets a 400 and the reactor keeps serving."""
     answer = raw_request(server, b"THIS IS NOT HTTP\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
-    answer = raw_request(server, b"GET /res/contract/json HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+    answer = raw_request(server, b"GET /res/contract/json HTTP/1.1\r\nHost: localhost\r\nContent-Length: nope\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400")
     assert server.get("/res/contract/json").status == 200
 

@@ -267,8 +267,20 @@ def test_origin_must_match_the_server_unless_allowed(server: Any) -> None:
     assert refusal(server, "/ws/wstest/origin", origin="http://friend.example:9001").status_code == 403
 
 
-def test_own_origin_connects_behind_a_tls_terminating_proxy(server: Any) -> None:
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A token-less loopback server told that a proxy serves it as lab.example.org."""
+    from server_process import APPLETS, TEST_APPLETS, ServerProcess
+
+    proc = ServerProcess(tmp_path_factory.mktemp("proxied"), [APPLETS, TEST_APPLETS],
+                         ["--allow-host", "lab.example.org"])
+    yield proc
+    proc.stop()
+
+
+def test_own_origin_connects_behind_a_tls_terminating_proxy(proxied: Any) -> None:
     """A page served as https://lab.example.org by a proxy that speaks plain HTTP to Hanji connects, with the proxy passing Host or X-Forwarded-Host (and X-Forwarded-Proto)."""
+    server = proxied
     upstream = urlsplit(server.url).netloc
     for headers in (
         {"Host": "lab.example.org"},
@@ -281,8 +293,9 @@ def test_own_origin_connects_behind_a_tls_terminating_proxy(server: Any) -> None
         assert response.status == 101, (headers, response.status)
 
 
-def test_other_port_or_host_is_refused_behind_a_proxy(server: Any) -> None:
+def test_other_port_or_host_is_refused_behind_a_proxy(proxied: Any) -> None:
     """Behind a proxy, an Origin with another host, or another port than the one the Host or X-Forwarded-Host (or X-Forwarded-Proto) names, gets 403."""
+    server = proxied
     upstream = urlsplit(server.url).netloc
     for headers, origin in (
         ({"Host": "lab.example.org"}, "https://evil.example.org"),
