@@ -37,7 +37,7 @@ def _data_dir(arg: str | None) -> Path:
     return resolve_data_dir(arg)
 
 
-def _freeze_heap() -> None:
+def _freeze_heap(server: Any) -> None:
     """Move the start-up heap out of the cyclic GC's sight; reactor thread, once.
 
     Each older-generation collection walks every long-lived object; a Django request
@@ -46,8 +46,13 @@ def _freeze_heap() -> None:
     `hanji serve`: in a kernel the heap is the user's. An applet deactivated for good
     stays uncollected until the process exits, a bounded, one-time cost.
     """
-    gc.collect()
-    gc.freeze()
+    # The full collection blocks the reactor on purpose, once: not a stall to report.
+    server.watchdog.stop()
+    try:
+        gc.collect()
+        gc.freeze()
+    finally:
+        server.watchdog.start()
 
 
 def _warn_no_token(host: str) -> None:
@@ -149,7 +154,7 @@ def serve(args: argparse.Namespace) -> int:
             # Printed, not logged: the token stays out of hanji.log.
             print(f"    open {server.token_url}\n    or send the header 'Authorization: token {server.token}'",
                   file=sys.stderr, flush=True)
-        server.start().addCallback(lambda _: _freeze_heap())
+        server.start().addCallback(lambda _: _freeze_heap(server))
 
     # Hand the GIL round every 1 ms instead of 5 ms: CPU-bound Django views then
     # delay the reactor about half as much (bench/FINDINGS.md, D). The process is

@@ -85,7 +85,7 @@ def _before_gc_freeze() -> None:
     (``gc.collect(); gc.freeze()`` once the applets are active)."""
     from hanji import cli
 
-    cli._freeze_heap = lambda: None
+    cli._freeze_heap = lambda server: None
 
 
 def main() -> int:

@@ -19,11 +19,12 @@ check (:mod:`hanji.server.csrf`); a refusal is a 403 with the reason.
 from __future__ import annotations
 
 import html
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from twisted.python import threadable
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from hanji import _threads
 from hanji._exceptions import AppletNotFound
@@ -104,6 +105,7 @@ class HanjiSite(server.Site):
                  limits: Limits | None = None, **kwargs: Any) -> None:
         self.limits = limits or Limits()
         kwargs.setdefault("timeout", self.limits.idle_timeout or None)
+        kwargs.setdefault("logFormatter", _access_log_line)
         super().__init__(root, logPath=access_log, **kwargs)
         self.in_flight: set[HanjiRequest] = set()
         self.serving: HanjiRequest | None = None  # the request being rendered right now
@@ -144,6 +146,22 @@ class HanjiSite(server.Site):
     def log(self, request: Any) -> None:
         if self.logPath is not None:
             super().log(request)
+
+
+_TOKEN_IN_QUERY = re.compile(rb"(?<=[?&])token=[^&#]*")
+
+
+def _access_log_line(timestamp: str, request: Any) -> str:
+    """Format an access log line, with a ``?token=`` value in the URL blanked out
+    (the access token must not end up in a log file); reactor thread."""
+    uri = request.uri
+    if b"token=" not in uri:
+        return http.combinedLogFormatter(timestamp, request)
+    request.uri = _TOKEN_IN_QUERY.sub(b"token=(hidden)", uri)
+    try:
+        return http.combinedLogFormatter(timestamp, request)
+    finally:
+        request.uri = uri
 
 
 class NotFoundPage(resource.Resource):

@@ -31,6 +31,7 @@ The watchdog thread only reads the reactor's frames and stamps; its state is its
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import sys
 import threading
@@ -120,7 +121,8 @@ class StallWatchdog:
             self._since, self._parked = 0.0, False
             self.reactor._poller = _WatchedPoller(poller, self)
             target = self._run_watched
-        self._thread = threading.Thread(target=target, args=(self._stop,), name=THREAD_NAME, daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(target, self._stop), name=THREAD_NAME,
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -140,6 +142,17 @@ class StallWatchdog:
         return self._thread is not None and self._thread.is_alive()
 
     # -- the watchdog thread -----------------------------------------------------------------
+
+    def _run(self, loop: Callable[[threading.Event], None], stop: threading.Event) -> None:
+        """Run ``loop`` until stopped; an error in it is logged and the watchdog goes
+        on (a dead watchdog would report nothing again). Watchdog thread."""
+        while not stop.is_set():
+            try:
+                loop(stop)
+                return
+            except Exception:
+                log.exception("The stall watchdog failed; it goes on watching.")
+                stop.wait(max(self.threshold, 0.05))
 
     def _heartbeat(self) -> None:
         """Mark the reactor responsive; reactor thread."""
@@ -328,8 +341,22 @@ def _applet_of_frame(frame: FrameType, packages: dict[str, str]) -> str | None:
         me = frame.f_locals.get("self")
     except Exception:
         return None
-    applet = getattr(me, "applet", None)
-    if applet is None and hasattr(me, "_hanji_opened"):
+    applet = _plain_attr(me, "applet")
+    if applet is None and _plain_attr(me, "_hanji_opened") is not None:
         applet = me
-    applet_id = getattr(applet, "id", None)
-    return str(applet_id) if applet_id else None
+    applet_id = _plain_attr(applet, "id")
+    return str(applet_id) if isinstance(applet_id, str) and applet_id else None
+
+
+def _plain_attr(obj: Any, name: str) -> Any:
+    """Return ``obj.name`` if it is a plain instance or class value, else None.
+
+    Called on the watchdog thread about objects the stalled reactor is using: no
+    property, ``__getattr__`` or other applet code may run here (it could fail, or
+    act on another thread's behalf).
+    """
+    try:
+        value = inspect.getattr_static(obj, name, None)
+    except Exception:
+        return None
+    return None if hasattr(type(value), "__get__") else value

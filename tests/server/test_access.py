@@ -202,3 +202,17 @@ def test_loopback_without_token_refuses_foreign_host_names(server: Any, start_se
     allowed = start_server(args=["--allow-host", "myhost.lan"])
     assert allowed.get("/res/echo/info", headers={"Host": "myhost.lan"}).status == 200
     assert allowed.get("/res/echo/info", headers={"Host": "other.lan"}).status == 403
+
+
+def test_access_log_hides_the_token_of_a_url(start_server: Any, tmp_path: Any) -> None:
+    """With --access-log, a ?token= visit is logged with the token blanked out."""
+    import time
+
+    log_file = tmp_path / "access.log"
+    srv = start_server(args=["--access-log", str(log_file)], env={"HANJI_TOKEN": "tok-in-log-42"})
+    assert srv.get("/res/echo/info?a=1&token=tok-in-log-42&b=2", headers={}).status == 200
+    deadline = time.monotonic() + 20
+    while (not log_file.exists() or "/res/echo/info" not in log_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = log_file.read_text()
+    assert "/res/echo/info?a=1&token=(hidden)&b=2" in line and "tok-in-log-42" not in line

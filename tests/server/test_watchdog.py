@@ -136,3 +136,48 @@ def test_heartbeat_fallback_on_a_reactor_without_a_poller() -> None:
     assert len(stalls) == 1 and stalls[0].count == 1, stalls
     assert "time.sleep(0.3)  # the blocking frame" in stalls[0].stack
     assert stalls[0].longest_ms >= 50
+
+
+def test_a_failing_attribute_does_not_kill_the_watchdog() -> None:
+    """Blaming a stall reads attributes of the stalled code's ``self`` on the watchdog
+    thread: no property or ``__getattr__`` of applet code runs there, and nothing it
+    raises can stop the watchdog."""
+    from hanji.server.watchdog import _plain_attr
+
+    class Trap:
+        calls = 0
+
+        def __getattr__(self, name):
+            Trap.calls += 1
+            raise KeyError(name)
+
+        @property
+        def applet(self):
+            Trap.calls += 1
+            raise RuntimeError("property ran on the watchdog thread")
+
+    trap = Trap()
+    trap.__dict__["id"] = "plain"
+    assert _plain_attr(trap, "applet") is None
+    assert _plain_attr(trap, "missing") is None
+    assert _plain_attr(trap, "id") == "plain"
+    assert Trap.calls == 0
+
+
+def test_an_error_in_the_watchdog_loop_is_logged_and_it_goes_on(caplog: Any) -> None:
+    """An unexpected error on the watchdog thread is logged and the watching resumes,
+    instead of the thread dying and no stall ever being reported again."""
+    from hanji.server.watchdog import StallWatchdog
+
+    runs: list[int] = []
+
+    def loop(stop: threading.Event) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise KeyError("boom in blame")
+        stop.set()
+
+    watchdog = StallWatchdog(object(), 50, lambda: None, lambda: {})
+    watchdog._run(loop, threading.Event())
+    assert len(runs) == 2
+    assert "The stall watchdog failed" in caplog.text and "boom in blame" in caplog.text
