@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import h11
 from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -29,7 +30,7 @@ from twisted.web.server import NOT_DONE_YET
 from twisted.web.websocket import WebSocketResource
 from wsproto import ConnectionType
 from wsproto.handshake import H11Handshake
-from wsproto.utilities import RemoteProtocolError
+from wsproto.utilities import ProtocolError
 
 from hanji import _threads
 from hanji.server import errors as _errors
@@ -118,7 +119,10 @@ def origin_allowed(request: Any, allowed: Sequence[str]) -> bool:
     origin = origin.decode("latin-1").strip()
     if "*" in allowed or origin in allowed:
         return True
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False  # garbage such as "http://[": no origin of ours
     theirs = _host_port(parts.netloc, _default_port(parts.scheme)) if parts.netloc else None
     if theirs is None:
         return False  # "null" (file:// pages, sandboxed frames) or garbage
@@ -149,7 +153,7 @@ def _handshake_problem(request: Any) -> str | None:
     headers = [(key, value) for key, values in raw for value in values]
     try:
         H11Handshake(ConnectionType.SERVER).initiate_upgrade_connection(headers, request.path)
-    except RemoteProtocolError as exc:
+    except (ProtocolError, h11.ProtocolError) as exc:  # h11's: e.g. two Host headers
         return str(exc)
     return None
 
