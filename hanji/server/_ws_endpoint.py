@@ -155,6 +155,8 @@ def _handshake_problem(request: Any) -> str | None:
         H11Handshake(ConnectionType.SERVER).initiate_upgrade_connection(headers, request.path)
     except (ProtocolError, h11.ProtocolError) as exc:  # h11's: e.g. two Host headers
         return str(exc)
+    except ValueError as exc:  # wsproto decodes some headers as ASCII
+        return f"a header is not ASCII ({exc})"
     return None
 
 

@@ -57,6 +57,14 @@ def test_websocket_handshake_with_two_host_headers_is_400(server: Any) -> None:
     assert b"not a valid websocket handshake" in answer.body
 
 
+def test_websocket_handshake_with_non_ascii_extensions_is_400(server: Any) -> None:
+    """Non-ASCII bytes in Sec-WebSocket-Extensions (which wsproto decodes as ASCII)
+    make a broken handshake: 400, not 500."""
+    answer = send(server, HANDSHAKE + b"Sec-WebSocket-Extensions: \x80\r\n\r\n")
+    assert answer.status == 400, answer.raw[:300]
+    assert b"not a valid websocket handshake" in answer.body
+
+
 def test_head_on_a_post_only_resource_is_405(server: Any) -> None:
     """HEAD on a resource with render_POST only is 405 (Allow: POST), not a 500."""
     answer = send(server, b"HEAD /res/hello_world/path_to_my_resource HTTP/1.1\r\n\r\n", head=True)

@@ -239,6 +239,7 @@ STEADY_PATHS = [
 @given(method=st.sampled_from(METHODS), target=targets(), version=st.sampled_from(VERSIONS))
 @example(method=b"GET", target=b"/static/hello_world/%00", version=b"HTTP/1.1")
 @example(method=b"GET", target=b"/static/hello_world/%ff", version=b"HTTP/1.1")
+@example(method=b"PUT", target=b"/static/hello_world", version=b"HTTP/1.1")
 def test_fuzz_request_lines(fuzzed: Fuzzed, method: bytes, target: bytes, version: bytes) -> None:
     """Odd methods, paths, segments, query strings and versions never get a 5xx."""
     body_headers = [(b"Content-Length", b"0")] if method in (b"POST", b"PUT", b"PATCH") else []
@@ -249,6 +250,8 @@ def test_fuzz_request_lines(fuzzed: Fuzzed, method: bytes, target: bytes, versio
 @given(method=st.sampled_from([b"GET", b"GET", b"HEAD", b"POST", b"OPTIONS"]),
        path=st.sampled_from(STEADY_PATHS), extra=headers)
 @example(method=b"GET", path=b"/static/hello_world/help.html", extra=[(b"Range", b"bytes=10-5")])
+@example(method=b"GET", path=b"/favicon.ico", extra=[(b"Range", b"\x80")])
+@example(method=b"HEAD", path=b"/res/hello_world/path_to_my_resource", extra=[])
 def test_fuzz_headers(fuzzed: Fuzzed, method: bytes, path: bytes, extra: list[tuple[bytes, bytes]]) -> None:
     """Duplicate, garbled and conflicting headers never get a 5xx.
 
@@ -353,6 +356,8 @@ def bodies(draw: Any) -> tuple[list[tuple[bytes, bytes]], bytes]:
     b"/res/nope/x", b"/static/hello_world/help.html",
 ]), method=st.sampled_from([b"POST", b"POST", b"PUT", b"PATCH", b"DELETE"]), framed=bodies(),
     csrf=st.sampled_from(["both", "both", "cookie only", "none"]))
+@example(path=b"/res/hello_world/path_to_my_resource", method=b"POST", csrf="both",
+         framed=([(b"Content-Type", b"\x0b\x01"), (b"Content-Length", b"1")], b"\x00"))
 def test_fuzz_bodies(fuzzed: Fuzzed, path: bytes, method: bytes, framed: Any, csrf: str) -> None:
     """Garbage, truncated, mis-typed and mis-framed bodies to /res and Django forms
     never get a 5xx (POSTs carry the server's Origin and, mostly, Django's CSRF token)."""
@@ -383,6 +388,10 @@ WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 )
 @example(path=b"/ws/echo/echo", method=b"GET", upgrade=b"websocket", connection=b"Upgrade", version=b"13",
          key=WS_KEY, origin=b"http://[", extra=[])
+@example(path=b"/ws/echo/echo", method=b"GET", upgrade=b"websocket", connection=None, version=None,
+         key=None, origin=None, extra=[(b"Host", b"")])
+@example(path=b"/ws/echo/echo", method=b"GET", upgrade=b"websocket", connection=None, version=None,
+         key=None, origin=None, extra=[(b"Sec-WebSocket-Extensions", b"\x80")])
 def test_fuzz_websocket_handshakes(fuzzed: Fuzzed, path: bytes, method: bytes, upgrade: Any, connection: Any,
                                    version: Any, key: Any, origin: Any, extra: Any) -> None:
     """Plain GETs, other methods and broken upgrade headers on /ws/ get a 4xx (or a
