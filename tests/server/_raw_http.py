@@ -13,7 +13,7 @@ import re
 import socket
 from urllib.parse import urlsplit
 
-HANG_GUARD = 20.0  # seconds without a byte before a request counts as hanging
+HANG_GUARD = 15.0  # seconds without a byte before a request counts as hanging
 
 
 class Hang(AssertionError):
