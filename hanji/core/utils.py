@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from twisted.web.resource import Resource
 from twisted.web.error import UnsupportedMethod
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from hanji.server.render import render_with_contract
