@@ -10,11 +10,13 @@ fresh data, then for ``--seconds`` runs, at the same time:
   ``/res`` GETs (echo's info, notes' JSON list), a ``/res`` POST (hello_world's
   reference resource, with ``Origin: <server url>``), Django GETs (home page, notes
   list and detail), Django form POSTs with the CSRF token (an invalid form, and now
-  and then a valid note), and static files (applet and Hanji files, byte-compared);
+  and then a valid note, ten per client at most), and static files (applet and Hanji
+  files, byte-compared);
 - ``--ws-clients`` threads, each on ``/ws/echo/echo`` sending text and binary
   messages of 1 B to 64 kB and checking every echo, reconnecting every 200 messages;
-- one chat member on ``/ws/chat/room`` that sends a message and waits to see it
-  broadcast back, and reconnects now and then (its history replay is read too).
+- ``--chat-clients`` members (default 1) of ``/ws/chat/room``, each sending a message,
+  waiting to see it broadcast back, and reconnecting now and then (reading the history
+  replay). ``--http-ops`` limits the HTTP cycle to some operations, to find what grows.
 
 Every answer is checked (status, body), so an error is a 5xx or any other wrong
 status, a wrong body, a dropped connection, a timeout, a websocket echo that does not
@@ -149,6 +151,9 @@ STATIC = {
 }
 
 
+NOTES_PER_CLIENT = 10
+
+
 class HttpClient:
     """One keep-alive connection cycling through the HTTP operations."""
 
@@ -228,11 +233,13 @@ class HttpClient:
 
     def django_form(self) -> None:
         """POST the notes form: usually invalid (no title, re-rendered with the error,
-        no row written), every 25th time a valid note (302 to the list)."""
+        no row written), every 25th time a valid note (302 to the list), at most
+        ``NOTES_PER_CLIENT`` of them: the list view renders every note, so an ever
+        longer list would make each render (and the memory it takes) grow."""
         if not self.cookie:
             self.csrf()
         self.notes_made += 1
-        valid = self.notes_made % 25 == 0
+        valid = self.notes_made % 25 == 0 and self.notes_made <= 25 * NOTES_PER_CLIENT
         fields = {"csrfmiddlewaretoken": self.form_token, "title": f"soak {self.index}-{self.notes_made}" if valid else "",
                   "body": "written by bench/soak.py"}
         status, headers, body = self.request(
@@ -255,13 +262,15 @@ class HttpClient:
             if body != content:
                 raise Failure(f"{path}: {len(body)} bytes differ from the file ({len(content)} bytes)")
 
-    def run(self, deadline: float) -> None:
+    def run(self, deadline: float, only: set[str] = frozenset()) -> None:
         ops: list[tuple[str, Callable[[], None]]] = [
             ("res GET", self.res_info), ("res GET", self.res_list), ("res POST", self.res_post),
             ("django GET", self.django_detail), ("static GET", self.static), ("res GET", self.res_info),
             ("django POST", self.django_form), ("res POST", self.res_post), ("django GET", self.django_home),
             ("static GET", self.static),
         ]
+        if only:
+            ops = [(op, call) for op, call in ops if call.__name__ in only]
         i = self.index  # clients start at different places in the cycle
         while time.monotonic() < deadline:
             op, call = ops[i % len(ops)]
@@ -359,6 +368,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds of load before the reference RSS sample (default: a quarter of the run, at most 20)")
     p.add_argument("--http-clients", type=int, default=4, help="HTTP client threads (default 4)")
     p.add_argument("--ws-clients", type=int, default=2, help="websocket echo client threads (default 2)")
+    p.add_argument("--chat-clients", type=int, default=1, help="chat member threads (default 1)")
+    p.add_argument("--http-ops", default="", help="only these HTTP operations, comma separated (to find what "
+                   "grows): res_info, res_list, res_post, django_detail, django_home, django_form, static")
     p.add_argument("--max-growth-mb", type=float, default=10.0, help="allowed RSS growth after warm-up, MB (default 10)")
     p.add_argument("--max-growth-pct", type=float, default=15.0,
                    help="allowed RSS growth after warm-up, %% of the warm RSS (default 15); the larger limit applies")
@@ -376,16 +388,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: FAIL: the server did not start: {exc}", flush=True)
         return 1
     print(f"soak: {server.url} (pid {server.proc.pid}), {args.seconds:.0f} s of load, warm-up {warmup:.0f} s, "
-          f"{args.http_clients} HTTP clients, {args.ws_clients} websocket echo clients, 1 chat client", flush=True)
+          f"{args.http_clients} HTTP clients, {args.ws_clients} websocket echo clients, {args.chat_clients} chat clients", flush=True)
     rss = {"start": server.rss_bytes()}
     samples: list[tuple[float, int]] = []
     t0 = time.monotonic()
     deadline = t0 + args.seconds
-    threads = [threading.Thread(target=HttpClient(server, tally, i).run, args=(deadline,), name=f"http-{i}")
+    only = {name.strip() for name in args.http_ops.split(",") if name.strip()}
+    threads = [threading.Thread(target=HttpClient(server, tally, i).run, args=(deadline, only), name=f"http-{i}")
                for i in range(args.http_clients)]
     threads += [threading.Thread(target=echo_client, args=(server, tally, i, deadline), name=f"ws-{i}")
                 for i in range(args.ws_clients)]
-    threads.append(threading.Thread(target=chat_client, args=(server, tally, deadline), name="chat"))
+    threads += [threading.Thread(target=chat_client, args=(server, tally, deadline), name=f"chat-{i}")
+                for i in range(args.chat_clients)]
     for t in threads:
         t.start()
     try:
