@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from twisted.web.error import UnsupportedMethod
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -35,12 +36,23 @@ class TwAppletResource(Resource):
     def render(self, request: Any) -> Any:
         """Dispatch to ``render_<METHOD>`` under Hanji's render contract; reactor thread."""
         method = request.method.decode("ascii", "replace")
-        handler = getattr(self, "render_" + method, None)
-        if handler is None and method == "HEAD":
-            handler = getattr(self, "render_GET", None)
+        if method == "HEAD" and type(self).render_HEAD is Resource.render_HEAD:
+            handler = getattr(self, "render_GET", None)  # Twisted's HEAD: GET without the body
+        else:
+            handler = getattr(self, "render_" + method, None)
         if handler is None:
-            return super().render(request)  # 405 with the Allow header, as Twisted does
+            raise UnsupportedMethod(self._allowed_methods())  # 405 with the Allow header
         return render_with_contract(self, request, handler)
+
+    def _allowed_methods(self) -> list[bytes]:
+        """Return the methods this resource renders (HEAD only if it has GET)."""
+        explicit = getattr(self, "allowedMethods", None)
+        if explicit is not None:
+            return list(explicit)
+        names = {n[len("render_"):] for n in dir(type(self)) if n.startswith("render_") and n[7:].isupper()}
+        if "GET" not in names:
+            names.discard("HEAD")
+        return sorted(n.encode("ascii") for n in names)
 
 
 def __getattr__(name: str) -> Any:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import h11
 from twisted.internet import defer
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -29,7 +30,7 @@ from twisted.web.server import NOT_DONE_YET
 from twisted.web.websocket import WebSocketResource
 from wsproto import ConnectionType
 from wsproto.handshake import H11Handshake
-from wsproto.utilities import RemoteProtocolError
+from wsproto.utilities import ProtocolError
 
 from hanji import _threads
 from hanji.server import errors as _errors
@@ -158,8 +159,10 @@ def _handshake_problem(request: Any) -> str | None:
     headers = [(key, value) for key, values in raw for value in values]
     try:
         H11Handshake(ConnectionType.SERVER).initiate_upgrade_connection(headers, request.path)
-    except RemoteProtocolError as exc:
+    except (ProtocolError, h11.ProtocolError) as exc:  # h11's: e.g. two Host headers
         return str(exc)
+    except ValueError as exc:  # wsproto decodes some headers as ASCII
+        return f"a header is not ASCII ({exc})"
     return None
 
 

@@ -19,6 +19,7 @@ check (:mod:`hanji.server.csrf`); a refusal is a 403 with the reason.
 from __future__ import annotations
 
 import html
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
@@ -33,6 +34,8 @@ from hanji.server.limits import HanjiChannel, Limits, body_limit_of
 
 if TYPE_CHECKING:
     from hanji.server.runtime import HanjiServer
+
+log = logging.getLogger("hanji.server")
 
 
 class HanjiRequest(server.Request):
@@ -78,6 +81,22 @@ class HanjiRequest(server.Request):
             self._in_flight.discard(self)
         super().finish()
 
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Parse the received request and process it; reactor thread.
+
+        If Twisted's parsing raises before processing starts (its Content-Type
+        parser fails on a value holding a vertical tab), answer 400 and close, as
+        Twisted does for a broken multipart body, instead of dropping the
+        connection with an "Unhandled Error".
+        """
+        try:
+            super().requestReceived(command, path, version)
+        except Exception as exc:
+            if self._in_flight is not None:
+                raise  # processing had started: not a parse error
+            log.info("400 for an unparsable request %r: %s", path[:200], exc)
+            self.channel._respondToBadRequestAndDisconnect()
+
     def connectionLost(self, reason: Any) -> None:
         if self._in_flight is not None:
             self._in_flight.discard(self)
@@ -89,6 +108,37 @@ class HanjiRequest(server.Request):
         count = getattr(self.channel, "handle_body_chunk", None)
         if count is None or count(len(data)):
             super().handleContentChunk(data)
+
+    def render(self, resrc: Any) -> None:
+        """Render ``resrc``, answering 405 to any method it lacks; reactor thread.
+
+        Twisted answers 405 only for GET, HEAD and POST and a 501 server error to
+        PUT, DELETE, OPTIONS or an unknown method; those are client errors too.
+        """
+        if self.method not in server.supportedMethods:
+            resrc = _MethodGuard(resrc)
+        super().render(resrc)
+
+
+class _MethodGuard:
+    """Wrap a resource so an unsupported method other than GET, HEAD and POST (which
+    Twisted answers itself) gets 405 with ``Allow`` instead of 501; reactor thread."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def render(self, request: Any) -> Any:
+        try:
+            return self.wrapped.render(request)
+        except resource.UnsupportedMethod as exc:
+            allowed = b", ".join(exc.allowedMethods)
+            request.setResponseCode(405)
+            request.setHeader(b"allow", allowed)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            method = request.method.decode("latin-1")
+            path = request.path.decode("utf-8", "replace")
+            return (f"405 Method Not Allowed: {path} does not support {method!r}; "
+                    f"allowed: {allowed.decode('latin-1') or 'none'}.\n").encode("utf-8")
 
 
 class HanjiSite(server.Site):

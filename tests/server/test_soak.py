@@ -1,0 +1,22 @@
+"""A brief run of the soak script (bench/soak.py) in the suite: zero errors, flat memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from server_process import ROOT
+
+
+def test_brief_soak_has_zero_errors_and_flat_memory() -> None:
+    """Ten seconds of mixed /res, Django, static and websocket load on a real server
+    end with zero errors and RSS growth under the limit (exit code 0)."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "soak.py"), "--seconds", "10"],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "soak: errors: 0" in out, out
+    assert "soak: PASS: zero errors, flat memory" in out, out
+    assert "ws echo" in out and "django POST" in out and "static GET" in out, out
