@@ -88,6 +88,41 @@ def _before_gc_freeze() -> None:
     cli._freeze_heap = lambda server: None
 
 
+@patch("no-watchdog")
+def _no_watchdog() -> None:
+    """Attribution only: no stall watchdog (the reactor's poller stays unwrapped)."""
+    from hanji.server.watchdog import StallWatchdog
+
+    StallWatchdog.start = lambda self: None  # type: ignore[method-assign]
+
+
+@patch("no-access-checks")
+def _no_access_checks() -> None:
+    """Attribution only: no Host, token or CSRF check before routing."""
+    from hanji.server.site import HanjiRoot
+
+    HanjiRoot._refused = lambda self, name, request: None  # type: ignore[method-assign]
+
+
+@patch("no-job-cleanup")
+def _no_job_cleanup() -> None:
+    """Attribution only: Django pool jobs without the close_old_connections() around
+    them (Django's own request signals still close connections)."""
+    from hanji.server import django_bridge
+
+    django_bridge._as_django_job = lambda func, *args, **kw: func(*args, **kw)
+
+
+@patch("no-limits")
+def _no_limits() -> None:
+    """Attribution only: Twisted's own HTTPChannel instead of the limits channel."""
+    from twisted.web import http
+
+    from hanji.server import site
+
+    site.HanjiChannel = http.HTTPChannel  # type: ignore[misc]
+
+
 def main() -> int:
     names = [n for n in sys.argv[1].split(",") if n and n != "none"]
     for name in names:

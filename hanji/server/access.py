@@ -18,6 +18,7 @@ digest of the token, not the token, and every comparison is constant-time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -81,17 +82,24 @@ def host_refusal(request: Any, allowed: frozenset[str] | None) -> str | None:
     raw = request.getHeader(b"host")
     if raw is None:  # HTTP/1.0 without Host: no name a page could have chosen
         return None
-    shown = raw.decode("latin-1", "replace").strip()
-    try:
-        name = (urlsplit("//" + shown).hostname or "").lower()
-    except ValueError:
-        name = ""
+    name = _host_name(raw)
     if name in allowed or name.endswith(".localhost"):
         return None
+    shown = raw.decode("latin-1", "replace").strip()
     return (f"Host {shown[:100]!r} is not a name of this server. Without a token, a Hanji "
             "server on loopback answers only to localhost, 127.0.0.1 and [::1] (a guard "
             "against DNS rebinding). Use one of those, or start it with --allow-host NAME "
             "(or a token: HANJI_TOKEN).")
+
+
+@functools.lru_cache(maxsize=64)
+def _host_name(raw: bytes) -> str:
+    """Return the lower-case host name of a ``Host`` header ('' if garbled); cached,
+    since a client sends the same one on every request (any thread)."""
+    try:
+        return (urlsplit("//" + raw.decode("latin-1").strip()).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def cookie_name(port: int) -> bytes:

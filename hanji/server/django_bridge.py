@@ -4,9 +4,9 @@ The pool is not the reactor's shared one (which also resolves DNS): its threads 
 named ``HanjiDjango-N`` and are daemon threads, so a request stuck past the drain
 deadline cannot keep the process (or a kernel) from exiting.
 
-Every job on the pool (a WSGI request, ``defer_to_django``, ``on_activate`` and
-``on_deactivate``, loading an applet) runs between two calls of Django's
-``close_old_connections``, as Django does around a request: a worker never starts
+Every job on the pool (``defer_to_django``, ``on_activate`` and ``on_deactivate``,
+loading an applet) runs between two calls of Django's ``close_old_connections``, as
+Django's own handler does around a WSGI request: a worker never starts
 a job on a connection that broke or expired while it was idle, and never keeps one
 open between jobs (with the default ``CONN_MAX_AGE = 0``).
 
@@ -141,11 +141,25 @@ def with_proxy_prefix(app: Any) -> Any:
     return application
 
 
+class _RequestLane:
+    """The pool as the WSGIResource sees it (it only calls ``callInThread``): a
+    request runs without the job wrapper, since Django's handler already closes old
+    connections around it (its request_started and request_finished signals);
+    the wrapper's two extra calls cost ~3 % of a trivial view's requests/s
+    (bench/FINDINGS.md). Any thread."""
+
+    def __init__(self, pool: DjangoPool) -> None:
+        self._pool = pool
+
+    def callInThread(self, func: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        ThreadPool.callInThreadWithCallback(self._pool, None, func, *args, **kw)
+
+
 class _DjangoResource(WSGIResource):
     """Django's WSGIResource, answering 503 at once when its pool is full."""
 
     def __init__(self, reactor: Any, pool: DjangoPool, application: Any) -> None:
-        super().__init__(reactor, pool, application)
+        super().__init__(reactor, _RequestLane(pool), application)
         self._pool = pool
 
     def render(self, request: Any) -> Any:

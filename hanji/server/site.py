@@ -293,7 +293,9 @@ class HanjiRoot(resource.Resource):
         reason = access.host_refusal(request, self.hanji.allowed_hosts)
         if reason is not None:
             return access.Forbidden(reason)
-        if not access.is_open_path([name, *request.postpath]):
+        if self.hanji.token is None:
+            request.hanji_auth = access.OPEN
+        elif not access.is_open_path([name, *request.postpath]):
             if access.authenticate(request, self.hanji.token, self.hanji.port) is None:
                 return access.refusal(request)
         if name == b"res":
