@@ -12,7 +12,7 @@ from hanji._exceptions import HanjiThreadError
 from hanji.notebook import live, schema
 from hanji.notebook._usage import UnknownApplet, UsageError
 from hanji.notebook.client import aget, apost, arequest, get, post, request, site_path
-from hanji.notebook.display import applet_frame, applet_page, public_base
+from hanji.notebook.display import applet_frame, applet_page, public_base, with_token
 from hanji.notebook.reports import Errors, Routes, Status, applets_of, errors_view
 from hanji.notebook.schema import MigrationReport
 from hanji.notebook.session import get_session, running_session
@@ -49,16 +49,19 @@ def url(applet_id: str | None = None, path: str = "", *, public: bool = False) -
     applet's resources root (``url("counter")``) or of the site (``url()``); the
     path is percent-encoded (spaces, non-ASCII), an encoded one kept as it is.
 
-    The local URL by default (what Python code in the kernel can fetch); the
-    browser's with ``public=True`` (see :mod:`hanji.notebook.display`).
+    The local URL by default (what Python code in the kernel can fetch; hanji.get
+    sends the access token as a header); the browser's with ``public=True`` (see
+    :mod:`hanji.notebook.display`), which carries ``?token=`` as hanji.show's links do.
     """
     session = running_session()
     base = public_base(session.url, session.server.port) if public else session.url
     if applet_id is None:
         if path:
             raise UsageError("hanji.url(): give the applet id before the path, e.g. hanji.url('counter', 'hits').")
-        return base + "/"
-    return base + site_path((applet_id, path))  # percent-encoded, as hanji.get sends it
+        found = base + "/"
+    else:
+        found = base + site_path((applet_id, path))  # percent-encoded, as hanji.get sends it
+    return with_token(found, session.token) if public else found
 
 
 def _active_record(applet_id: str) -> Any:
