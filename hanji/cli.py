@@ -116,9 +116,11 @@ def serve(args: argparse.Namespace) -> int:
         print(f"hanji serve: {exc}", file=sys.stderr)
         return 2
     data = _data_dir(args.data)
-    _configure_logging(data, args.debug)
-    _threads.set_debug(args.debug)
-    setup = django_setup.setup(django_setup.applet_dirs_from_env(args.applets), data, args.debug)
+    # Debug mode: --debug, or HANJI_DEBUG=1 in the environment (the test suite's default).
+    debug = bool(args.debug or _threads.debug_enabled())
+    _configure_logging(data, debug)
+    _threads.set_debug(debug)
+    setup = django_setup.setup(django_setup.applet_dirs_from_env(args.applets), data, debug)
     django_setup.migrate()
 
     from twisted.internet import reactor as _reactor

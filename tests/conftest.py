@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from server_process import APPLETS, TEST_APPLETS, ServerProcess
+
+# Debug mode (thread checks, tracebacks in 500 pages) is on in the tests, as in a
+# notebook: every `hanji serve` and kernel started here inherits it. A test of the
+# default of `hanji serve` passes env={"HANJI_DEBUG": "0"}.
+os.environ.setdefault("HANJI_DEBUG", "1")
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 APPLETS = ROOT / "applets"
 TEST_APPLETS = ROOT / "tests" / "applets"
+# The tests run in debug mode (conftest.py); this env gives a server the default of `hanji serve`.
+NO_DEBUG = {"HANJI_DEBUG": "0"}
 
 
 class HttpAnswer:

@@ -29,7 +29,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django.middleware.common.CommonMiddleware",
+    "hanji.server.django_slash.CommonMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "hanji.server.django_access.TokenHeaderCsrfExemption",
     "django.middleware.csrf.CsrfViewMiddleware",

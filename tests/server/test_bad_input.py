@@ -100,3 +100,11 @@ def test_unparsable_content_type_is_400(server: Any) -> None:
     assert answer.status == 400, answer.raw[:300]
     assert server.get("/res/contract/json").status == 200
 
+
+
+def test_post_to_a_url_without_its_slash_is_404_not_500(server: Any) -> None:
+    """A POST to a Django URL lacking its trailing slash cannot be redirected without
+    losing its body: 404, not Django's debug-mode RuntimeError (a 500)."""
+    answer = send(server, b"POST /applets/notes HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    assert answer.status == 404, answer.raw[:300]
+    assert send(server, b"GET /applets/notes HTTP/1.1\r\n\r\n").status == 301  # GET still redirects

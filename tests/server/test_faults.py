@@ -18,7 +18,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from server_process import ROOT
+from server_process import NO_DEBUG, ROOT
 
 FAULTY = ROOT / "tests" / "applets_faulty"
 WAIT = 15  # seconds: a hang guard, nothing here is timed
@@ -99,7 +99,7 @@ def test_on_deactivate_failure_at_shutdown_is_reported_and_the_rest_stops_cleanl
 
 def test_render_faults_are_500s_with_a_reason_and_reported(start_server: Any) -> None:
     """A render method that raises and one whose Deferred fails give 500s naming the applet, are in hanji.errors(), and nothing else breaks."""
-    srv = start_server([FAULTY], args=["--activate-timeout", "1"])
+    srv = start_server([FAULTY], args=["--activate-timeout", "1"], env=NO_DEBUG)
     for path, error in (("boom", "LookupError: render fails on purpose"),
                         ("fail_later", "ArithmeticError: the Deferred fails on purpose")):
         answer = srv.get(f"/res/faulty_hooks/{path}")

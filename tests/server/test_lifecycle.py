@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from server_process import APPLETS, ROOT
+from server_process import APPLETS, NO_DEBUG, ROOT
 
 BROKEN = ROOT / "tests" / "applets_broken"
 
@@ -107,7 +107,7 @@ def test_drain_deadline_does_not_hang(start_server):
 
 def test_failing_applets_reported_others_serve(start_server):
     """Applets whose import or on_activate fails are reported by name with a traceback; the others serve."""
-    srv = start_server([BROKEN])
+    srv = start_server([BROKEN], env=NO_DEBUG)
     assert srv.get("/res/healthy/ping").text == "pong"
     log = srv.log
     assert "Applet 'broken_import' failed to import" in log

@@ -8,6 +8,7 @@ import time
 import urllib.parse
 
 import pytest
+from server_process import NO_DEBUG
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def test_failed_deferred_and_bad_type_give_500(server):
 
 def test_traceback_hidden_without_debug(start_server):
     """Without --debug the 500 body names the applet but not the traceback."""
-    srv = start_server()
+    srv = start_server(env=NO_DEBUG)
     answer = srv.get("/res/contract/boom")
     assert answer.status == 500
     assert "applet 'contract'" in answer.text

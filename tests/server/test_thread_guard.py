@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from server_process import TEST_APPLETS
+from server_process import NO_DEBUG, TEST_APPLETS
 
 WAIT = 15  # seconds: a hang guard, nothing here is timed
 
@@ -99,7 +99,7 @@ def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A server without --debug, with the test applets."""
     from server_process import ServerProcess
 
-    proc = ServerProcess(tmp_path_factory.mktemp("no-debug"), [TEST_APPLETS])
+    proc = ServerProcess(tmp_path_factory.mktemp("no-debug"), [TEST_APPLETS], env=NO_DEBUG)
     yield proc
     proc.stop()
 
