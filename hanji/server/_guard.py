@@ -78,28 +78,9 @@ def guard_transport(transport: Any) -> None:
     transport._hanji_guarded = True
 
 
-def guard_factory(factory: Any) -> None:
-    """Guard the transports of every connection ``factory`` makes from now on (an
-    applet's listening port or client connection); reactor thread, debug mode only."""
-    if factory is None or getattr(factory, "_hanji_guards", False) or not hasattr(factory, "buildProtocol"):
-        return
-    build = factory.buildProtocol
-
-    def buildProtocol(addr: Any) -> Any:
-        protocol = build(addr)
-        if protocol is not None:
-            _guard_protocol(protocol)
-        return protocol
-
-    try:
-        factory.buildProtocol = buildProtocol
-        factory._hanji_guards = True
-    except AttributeError:
-        pass
-
-
-def _guard_protocol(protocol: Any) -> None:
-    """Guard the transport ``protocol`` is about to be connected to; reactor thread."""
+def guard_protocol(protocol: Any) -> None:
+    """Guard the transport ``protocol`` is about to be connected to (an applet's
+    port or client connection: see tracking.on_build); reactor thread, debug mode only."""
     make = protocol.makeConnection
 
     def makeConnection(transport: Any) -> Any:

@@ -34,6 +34,32 @@ _installed: set[int] = set()
 _install_lock = threading.Lock()
 
 
+def on_build(factory: Any, marker: str, hook: Callable[[Any], Any]) -> None:
+    """Call ``hook(protocol)`` on every protocol ``factory`` builds from now on,
+    once per ``marker``; reactor thread. Anything without ``buildProtocol`` (a UDP
+    ``DatagramProtocol``) or that refuses new attributes is left as it is."""
+    if factory is None or getattr(factory, marker, False) or not hasattr(factory, "buildProtocol"):
+        return
+    build = factory.buildProtocol
+
+    def buildProtocol(addr: Any) -> Any:
+        protocol = build(addr)
+        if protocol is not None:
+            hook(protocol)
+        return protocol
+
+    try:
+        factory.buildProtocol = buildProtocol
+        setattr(factory, marker, True)
+    except AttributeError:
+        pass
+
+
+def _factory(args: tuple[Any, ...], kwargs: dict[str, Any], at: int) -> Any:
+    """Return the factory argument of a listenX/connectX call (positional or keyword)."""
+    return args[at] if len(args) > at else kwargs.get("factory")
+
+
 class OpenedThings:
     """What one applet opened: ports, connectors, delayed calls and closables.
 
@@ -50,18 +76,7 @@ class OpenedThings:
     def track_factory(self, factory: Any) -> None:
         """Record every protocol ``factory`` builds, so that connections accepted on
         an applet's port are closed with it; reactor thread."""
-        if getattr(factory, "_hanji_tracked", False):
-            return
-        build = factory.buildProtocol
-
-        def buildProtocol(addr: Any) -> Any:
-            protocol = build(addr)
-            if protocol is not None:
-                self.protocols.add(protocol)
-            return protocol
-
-        factory.buildProtocol = buildProtocol
-        factory._hanji_tracked = True
+        on_build(factory, "_hanji_tracked", self.protocols.add)
 
     def record(self, kind: str, thing: Any) -> None:
         """Remember ``thing``; must run on the reactor thread."""
@@ -131,10 +146,10 @@ def _wrap(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
             if kind == "call":
                 _guard.check_call_later()
             elif factory_at is not None:
-                _guard.guard_factory(args[factory_at] if len(args) > factory_at else kwargs.get("factory"))
+                on_build(_factory(args, kwargs, factory_at), "_hanji_guards", _guard.guard_protocol)
         opened = _opened_of(current_applet.get())
-        if opened is not None and kind == "port" and len(args) > 1:
-            opened.track_factory(args[1])
+        if opened is not None and kind == "port":
+            opened.track_factory(_factory(args, kwargs, 1))
         if opened is not None and kind == "call" and len(args) > 1:
             # The call runs as the applet too, so what it schedules in turn (a
             # LoopingCall's next tick) is recorded and cancelled with it.
