@@ -35,8 +35,7 @@ def applet_page(base: str, applet_id: str, token: str | None = None) -> str:
     """Return the URL of the home page focused on one applet's card, with the
     access token if one is given (the first visit sets the browser's cookie)."""
     quoted = quote(applet_id, safe="")
-    with_token = f"&token={quote(token, safe='')}" if token else ""
-    return f"{base}/?applet={quoted}{with_token}#applet-{quoted}"
+    return with_token(f"{base}/?applet={quoted}", token) + f"#applet-{quoted}"
 
 
 def with_token(url: str, token: str | None) -> str:

@@ -299,22 +299,17 @@ def migrate(target: str | None = None, reset: bool = False) -> MigrationReport:
     """Apply migrations: of everything (``target`` None), of the installed apps (an
     installed label), or the live models of one label; Django worker thread."""
     assert_not_reactor_thread("hanji.notebook.schema.migrate()")
-    from django.db import close_old_connections
-
+    # Run through server.call_in_pool: the pool closes old connections around it.
     from hanji.server import django_setup
 
-    close_old_connections()
-    try:
-        actions: list[str] = []
-        installed = target is not None and target in installed_labels()
-        if installed and reset:
-            raise UsageError(f"reset=True is for models defined in cells; '{target}' is an installed applet.")
-        labels = live_labels() if target is None else ([] if installed else [target])
-        for label in labels:
-            actions += migrate_live(label, reset)
-        if target is None or installed:
-            django_setup.migrate()
-            actions.append("applied the migrations of the installed applets")
-        return MigrationReport(repr(target) if target is not None else "", actions)
-    finally:
-        close_old_connections()
+    actions: list[str] = []
+    installed = target is not None and target in installed_labels()
+    if installed and reset:
+        raise UsageError(f"reset=True is for models defined in cells; '{target}' is an installed applet.")
+    labels = live_labels() if target is None else ([] if installed else [target])
+    for label in labels:
+        actions += migrate_live(label, reset)
+    if target is None or installed:
+        django_setup.migrate()
+        actions.append("applied the migrations of the installed applets")
+    return MigrationReport(repr(target) if target is not None else "", actions)

@@ -306,8 +306,7 @@ class Endpoint(WebSocketResource):
             return plain(request, status, message)
         where = f"{self.socket_class.__name__}.accept() at {self.url}"
         text = failure.getTraceback()
-        self.log().error("%s failed:\n%s", where, text)
-        _errors.report(str(self.applet.id), where, text)
+        _errors.report_failure(str(self.applet.id), where, text, f"{where} failed")
         body = plain(request, 500, f"{where} failed; the traceback is in the server log "
                      f"(logger hanji.applet.{self.applet.id}).")
         return body + (b"\n" + text.encode("utf-8") if _threads.debug_enabled() else b"")

@@ -10,7 +10,6 @@ sizes while a message arrives (Twisted only reports whole messages and no codes)
 from __future__ import annotations
 
 import inspect
-import logging
 from typing import TYPE_CHECKING, Any, Iterator
 
 from twisted.internet import defer
@@ -262,9 +261,7 @@ class Link:
         where = f"{cls}.{name}() at {self.endpoint.url}"
         text = failure.getTraceback()
         closing = name != "on_close"
-        logging.getLogger(f"hanji.applet.{applet_id}").error(
-            "%s failed%s:\n%s", where, "; closing with 1011" if closing else "", text
-        )
-        _errors.report(applet_id, where, text)
+        _errors.report_failure(applet_id, where, text,
+                               f"{where} failed" + ("; closing with 1011" if closing else ""))
         if closing:
             self.close_now(INTERNAL_ERROR, f"{cls}.{name}() failed")

@@ -45,16 +45,16 @@ def is_loopback(host: str) -> bool:
     return host.strip("[]").lower() in LOOPBACK
 
 
-def choose_token(host: str, no_token: bool = False, env: dict[str, str] | None = None) -> str | None:
+def choose_token(host: str, no_token: bool = False) -> str | None:
     """Return the token a server bound to ``host`` requires, or None for none.
 
-    ``HANJI_TOKEN`` (in ``env``, default ``os.environ``) wins, loopback or not;
+    ``HANJI_TOKEN`` wins, loopback or not;
     else a new token unless ``host`` is loopback. ``no_token`` turns it off (the
     caller warns). Any thread.
     """
     if no_token:
         return None
-    fixed = (os.environ if env is None else env).get("HANJI_TOKEN", "").strip()
+    fixed = os.environ.get("HANJI_TOKEN", "").strip()
     if fixed:
         return fixed
     return None if is_loopback(host) else new_token()
@@ -119,10 +119,6 @@ def _equal(given: bytes | str | None, expected: bytes) -> bool:
     return hmac.compare_digest(given, expected)
 
 
-def _header_token(request: Any) -> bytes | None:
-    return token_of_header(request.getHeader(b"authorization"))
-
-
 def token_of_header(value: bytes | str | None) -> bytes | None:
     """Return the token of an ``Authorization: token <token>`` header value, or None."""
     if not value:
@@ -153,42 +149,36 @@ def _query_token(uri: bytes) -> bytes | None:
     return values[0].encode("latin-1") if values else None
 
 
-def authenticate(request: Any, token: str | None, port: int) -> str | None:
-    """Return how ``request`` presented the token (HEADER, COOKIE or QUERY; OPEN
-    when none is required), or None if it did not. A valid ``?token=`` sets the
-    cookie on the answer. Record the result as ``request.hanji_auth``. Reactor thread.
+def presented(request: Any, uri: bytes, token: str, port: int) -> str | None:
+    """Return how a request carries the token (HEADER, QUERY in ``uri``, or
+    COOKIE), or None; no side effect, reactor thread.
+
+    The channel asks this as soon as a head has arrived, before reading a body, so
+    that a client without the token cannot make the server buffer a body only to
+    be refused afterwards.
     """
-    if token is None:
-        how: str | None = OPEN
-    else:
-        expected = token.encode("utf-8")
-        cookie = cookie_name(port)
-        if header_has_token(request.getHeader(b"authorization"), token):
-            how = HEADER
-        elif _equal(_query_token(request.uri), expected):
-            how = QUERY
-            request.addCookie(cookie, _cookie_value(token), path=b"/", httpOnly=True, sameSite="lax",
-                              secure=True if request.isSecure() else None)
-            # Keep the token in this URL out of the Referer sent to other sites.
-            request.setHeader(b"referrer-policy", b"same-origin")
-        elif _equal(request.getCookie(cookie), _cookie_value(token)):
-            how = COOKIE
-        else:
-            how = None
+    if header_has_token(request.getHeader(b"authorization"), token):
+        return HEADER
+    if _equal(_query_token(uri), token.encode("utf-8")):
+        return QUERY
+    if _equal(request.getCookie(cookie_name(port)), _cookie_value(token)):
+        return COOKIE
+    return None
+
+
+def authenticate(request: Any, token: str | None, port: int) -> str | None:
+    """Return how ``request`` presented the token (see :func:`presented`; OPEN when
+    none is required), or None if it did not. A valid ``?token=`` sets the cookie
+    on the answer. Record the result as ``request.hanji_auth``. Reactor thread.
+    """
+    how = OPEN if token is None else presented(request, request.uri, token, port)
+    if how == QUERY:
+        request.addCookie(cookie_name(port), _cookie_value(token), path=b"/", httpOnly=True,  # type: ignore[arg-type]
+                          sameSite="lax", secure=True if request.isSecure() else None)
+        # Keep the token in this URL out of the Referer sent to other sites.
+        request.setHeader(b"referrer-policy", b"same-origin")
     request.hanji_auth = how
     return how
-
-
-def presents_token(request: Any, uri: bytes, token: str, port: int) -> bool:
-    """Return whether a request whose head just arrived carries the token (header,
-    ``?token=`` in ``uri`` or cookie), with no side effect; reactor thread.
-
-    The channel asks this before reading a body, so that a client without the
-    token cannot make the server buffer a body only to be refused afterwards.
-    """
-    return (header_has_token(request.getHeader(b"authorization"), token)
-            or _equal(_query_token(uri), token.encode("utf-8"))
-            or _equal(request.getCookie(cookie_name(port)), _cookie_value(token)))
 
 
 def is_open_path(segments: list[bytes]) -> bool:

@@ -272,7 +272,7 @@ class HanjiChannel(http.HTTPChannel):
             started = self._head_started if self._head_started is not None else time.monotonic()
             self._head_started = started
             left = max(0.0, started + timeout - time.monotonic())
-            self._head_timer = self._call_later(left, self._head_too_slow, timeout)
+            self._head_timer = self.callLater(left, self._head_too_slow, timeout)
 
     def _head_too_slow(self, timeout: float) -> None:
         self._head_timer = None
@@ -283,7 +283,7 @@ class HanjiChannel(http.HTTPChannel):
         window, rate = self.limits.body_timeout, self.limits.body_min_rate
         if window and rate:
             self._window_start = self._body_bytes
-            self._body_timer = self._call_later(window, self._check_body_rate, window, rate)
+            self._body_timer = self.callLater(window, self._check_body_rate, window, rate)
 
     def _check_body_rate(self, window: float, rate: int) -> None:
         self._body_timer = None
@@ -293,11 +293,6 @@ class HanjiChannel(http.HTTPChannel):
                               f"less than {rate} bytes/s. Send the body at once.")
             return
         self._start_body_timer()
-
-    def _call_later(self, delay: float, f: Any, *args: Any) -> Any:
-        # The factory's reactor (TimeoutMixin's callLater, set by HTTPFactory).
-        call_later: Any = self.callLater
-        return call_later(delay, f, *args)
 
     def _cancel(self, head: bool = False, body: bool = False) -> None:
         if head and self._head_timer is not None:
@@ -337,6 +332,6 @@ class HanjiChannel(http.HTTPChannel):
         if half_close is not None:
             self._networkProducer.unregisterProducer()
             half_close()
-            self._linger_call = self._call_later(LINGER, transport.loseConnection)
+            self._linger_call = self.callLater(LINGER, transport.loseConnection)
         else:
             self.loseConnection()

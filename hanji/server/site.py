@@ -24,7 +24,6 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from twisted.python import threadable
 from twisted.web import http, resource, server
 
 from hanji import _threads
@@ -75,8 +74,8 @@ class HanjiRequest(server.Request):
 
     def finish(self) -> None:
         """Finish the response; reactor thread (checked in debug mode)."""
-        if _threads._debug and not threadable.isInIOThread():
-            raise _threads.wrong_thread("request.finish", _guard.FINISH_ADVICE)
+        if _threads._debug:
+            _threads.check_reactor_thread("request.finish", _guard.FINISH_ADVICE)
         if self._in_flight is not None:
             self._in_flight.discard(self)
         super().finish()
@@ -189,7 +188,7 @@ class HanjiSite(server.Site):
         if token is None:
             return None
         segments = [unquote_to_bytes(p) for p in uri.split(b"?", 1)[0][1:].split(b"/")]
-        if access.is_open_path(segments) or access.presents_token(request, uri, token, hanji.port):
+        if access.is_open_path(segments) or access.presented(request, uri, token, hanji.port) is not None:
             return None
         return access.refusal_reason(uri.split(b"?", 1)[0].decode("utf-8", "replace"))
 

@@ -63,7 +63,6 @@ class Stall:
     stack: str
     count: int = 0
     longest_ms: float = 0.0
-    last_ms: float = 0.0
     when: float = 0.0
 
     def summary(self) -> str:
@@ -135,11 +134,6 @@ class StallWatchdog:
         if isinstance(poller, _WatchedPoller) and poller.watchdog is self:
             self.reactor._poller = poller.poller
         self._thread = None
-
-    @property
-    def running(self) -> bool:
-        """Whether the watchdog thread runs (any thread)."""
-        return self._thread is not None and self._thread.is_alive()
 
     # -- the watchdog thread -----------------------------------------------------------------
 
@@ -249,7 +243,6 @@ class StallWatchdog:
         """Record how long the stall lasted; watchdog thread."""
         ms = seconds * 1000.0
         with self._lock:
-            stall.last_ms = ms
             stall.longest_ms = max(stall.longest_ms, ms)
         log.debug("Reactor stall ended after %.0f ms (%s).", ms, stall.place)
 

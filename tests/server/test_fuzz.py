@@ -448,4 +448,4 @@ def test_fuzz_static_traversal(fuzzed: Fuzzed, applet: str, ups: list[str], tail
 def test_server_is_healthy_after_the_fuzz(fuzzed: Fuzzed) -> None:
     """After all the fuzzing, the same server still serves /res, Django and static files."""
     assert_healthy(fuzzed.proc)
-    assert "Unhandled error" not in fuzzed.proc.log
+    assert "unhandled error" not in fuzzed.proc.log.lower()  # Twisted's "Unhandled Error" and "... in Deferred"
