@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from _harness import BENCH, ROOT, WrkResult, fmt
+from _harness import ROOT, WrkResult, fmt
 
 
 @dataclasses.dataclass
@@ -127,6 +127,3 @@ def environment(cores_text: str, wrk_text: str) -> str:
         f"| Hanji commit | {commit} |",
     ])
 
-
-def bench_path(path: Path) -> str:
-    return str(path.relative_to(BENCH))

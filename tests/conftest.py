@@ -35,8 +35,9 @@ def start_server(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One shared server with the example applets and the test applets."""
-    proc = ServerProcess(tmp_path_factory.mktemp("shared-server"), [APPLETS, TEST_APPLETS], ["--debug"])
+    """One shared server with the example applets and the test applets (debug mode, as
+    every server of the suite: HANJI_DEBUG=1 above)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("shared-server"), [APPLETS, TEST_APPLETS])
     yield proc
     proc.stop()
 
@@ -48,8 +49,6 @@ def postgres_cluster() -> Iterator[Any]:
     It fails, not skips, when PostgreSQL cannot start; ``HANJI_TEST_POSTGRES=0``
     skips the PostgreSQL variants explicitly.
     """
-    import os
-
     if os.environ.get("HANJI_TEST_POSTGRES", "1") in ("0", "false", "no"):
         pytest.skip("PostgreSQL variants disabled by HANJI_TEST_POSTGRES=0")
     from postgres_cluster import Cluster

@@ -54,7 +54,7 @@ class ServerProcess:
             match = re.search(r"Hanji serves (http://\S+?)/  ", self.log)
             if match:
                 url = match.group(1)
-                self._wait_ready(url, deadline)
+                self._wait_ready(deadline)
                 # A server that requires the access token prints the URL with it.
                 token = re.search(r"\?token=(\S+)", self.log)
                 self.token = token.group(1) if token else None
@@ -64,12 +64,13 @@ class ServerProcess:
             time.sleep(0.05)
         raise RuntimeError(f"hanji serve did not start in {timeout}s:\n{self.log}")
 
-    def _wait_ready(self, url: str, deadline: float) -> None:
+    def _wait_ready(self, deadline: float) -> None:
         # Applets activate right after listening; wait until the activation log settles.
         while time.monotonic() < deadline:
             if "Applet activation finished" in self.log:
                 return
             time.sleep(0.05)
+        raise RuntimeError(f"hanji serve did not finish activating its applets in time:\n{self.log}")
 
     @property
     def log(self) -> str:

@@ -63,7 +63,16 @@ def slow_request():
 
 requester = threading.Thread(target=slow_request)
 requester.start()
-time.sleep(0.2)  # the request is now waiting in the old instance's resource
+
+
+def sleepy_in_flight():
+    return any(r.path == b"/res/contract/sleepy" for r in server.site.in_flight)
+
+
+deadline = time.monotonic() + 10
+while not on_reactor(sleepy_in_flight) and time.monotonic() < deadline:
+    time.sleep(0.02)
+result["in_flight_at_swap"] = on_reactor(sleepy_in_flight)  # waiting in the old instance's resource
 old = server.registry.get("contract").applet
 contract_pkg = server.registry.get("contract")
 new_record = load_package("contract", contract_pkg.path)

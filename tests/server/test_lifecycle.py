@@ -63,6 +63,7 @@ def test_inprocess_deactivation_swap_and_timeouts(tmp_path):
     assert result["before"] is True and result["echo"] == "ping\n"
     assert result["after_deactivate"] is False  # the listening port is closed
     assert result["client_closed"] is True  # and so is the connection it accepted
+    assert result["in_flight_at_swap"] is True  # the request was waiting when the swap came
     assert result["swap_answer"] == [200, "slept"]  # a Deferred in flight survives a hot swap
     assert result["version_after_swap"] == 2
     assert result["old_deactivate_thread"].startswith("HanjiDjango-")

@@ -78,5 +78,4 @@ def test_public_names():
         "load_ipython_extension", "migrate", "post", "request", "routes", "show", "status",
         "unload_ipython_extension", "url", "ws",
     ]
-    assert applet.Applet and applet.WebUI and utils.TwAppletResource
     assert not utils.TwAppletResource.isLeaf

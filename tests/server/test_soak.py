@@ -1,4 +1,8 @@
-"""A brief run of the soak script (bench/soak.py) in the suite: zero errors, flat memory."""
+"""A brief run of the soak script (bench/soak.py) in the suite: zero errors.
+
+Ten seconds cannot show a slow leak (the one soak.py found grew ~1.5 MB a minute, under
+its 10 MB bar): flat memory is for the 120-300 s runs of bench/README.md.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import sys
 from server_process import ROOT
 
 
-def test_brief_soak_has_zero_errors_and_flat_memory() -> None:
+def test_brief_soak_has_zero_errors() -> None:
     """Ten seconds of mixed /res, Django, static and websocket load on a real server
-    end with zero errors and RSS growth under the limit (exit code 0)."""
+    end with zero errors (exit code 0; the memory check runs too, but is loose here)."""
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "soak.py"), "--seconds", "10"],
         capture_output=True, text=True, timeout=240, cwd=ROOT,

@@ -67,6 +67,12 @@ def test_stall_threshold_option(start_server: Any) -> None:
     assert server.get("/res/guardtest/tcp_port").status == 200  # the reactor answered after the stall
     time.sleep(0.5)
     assert "Reactor stall" not in server.log
+    # At the default 50 ms: requests and a second of waiting for I/O are no stall.
+    idle = start_server([TEST_APPLETS])
+    for _ in range(3):
+        assert idle.get("/res/guardtest/tcp_port").status == 200
+    time.sleep(1.0)
+    assert "Reactor stall" not in idle.log, idle.log
 
 
 def test_concurrent_requests_are_served_after_a_stall(start_server: Any) -> None:
@@ -80,7 +86,7 @@ def test_concurrent_requests_are_served_after_a_stall(start_server: Any) -> None
     blocker.join(WAIT)
     assert answers.count(200) == 6
     log = _wait_for(server, "GET /res/guardtest/block")
-    blamed = [r for r in _reports(log)]
+    blamed = _reports(log)
     assert blamed and all("tcp_port" not in r.splitlines()[0] for r in blamed), log
 
 
