@@ -18,7 +18,6 @@ from typing import Any
 from hanji.server import errors as _errors
 
 _configured: list[logging.Handler] = []
-_observer: list[Any] = []
 
 
 class _ReportDjangoErrors(logging.Handler):
@@ -88,5 +87,4 @@ def configure(data_dir: Path) -> Path:
     from twisted.logger import globalLogPublisher
 
     globalLogPublisher.addObserver(_twisted_failures)  # type: ignore[arg-type]
-    _observer.append(_twisted_failures)
     return path

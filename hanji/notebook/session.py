@@ -92,10 +92,10 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
 
 @dataclasses.dataclass
 class StartInfo:
-    """What the last start did: the port asked for and got, and how long it took."""
+    """What a start did: the port asked for (the server has the one it got), and
+    how long it took."""
 
     wanted_port: int
-    port: int
     seconds: float
 
 
@@ -113,7 +113,6 @@ class Session:
         self.stall_threshold_ms = _env_float("HANJI_STALL_MS", DEFAULT_STALL_MS)
         self.data_dir: Path | None = None
         self.log_path: Path | None = None
-        self.last_start: StartInfo | None = None
         self.on_stop: list[Callable[[], None]] = []  # cell-thread callbacks after a stop
         self._lock = threading.Lock()
 
@@ -193,8 +192,7 @@ class Session:
             wanted = self.server.port
             self.call(self.server.start, port_fallback=True, timeout=120.0, what="starting Hanji")
             self.running = True
-            self.last_start = StartInfo(wanted, self.server.port, time.perf_counter() - began)
-            return self.last_start
+            return StartInfo(wanted, time.perf_counter() - began)
 
     def _start_reactor(self) -> None:
         """Phase 1: the reactor in crochet's thread, named HanjiReactor; cell thread."""
