@@ -147,7 +147,7 @@ class Tally:
 STATIC = {
     "/static/hello_world/help.html": (APPLETS / "hello_world/static/help.html").read_bytes(),
     "/static/chat/icon.png": (APPLETS / "chat/static/icon.png").read_bytes(),
-    "/static/hanji/hanji.js": (ROOT / "hanji/server/static/hanji/hanji.js").read_bytes(),
+    "/static/hanji/hanji.js": (ROOT / "hanji/server/http/assets/hanji.js").read_bytes(),
 }
 
 

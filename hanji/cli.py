@@ -32,7 +32,7 @@ def _configure_logging(data_dir: Path, debug: bool) -> None:
 
 
 def _data_dir(arg: str | None) -> Path:
-    from hanji.server.django_setup import resolve_data_dir
+    from hanji.django.setup import resolve_data_dir
 
     return resolve_data_dir(arg)
 
@@ -57,7 +57,7 @@ def _freeze_heap(server: Any) -> None:
 
 def _warn_no_token(host: str) -> None:
     """Say loudly, in the log and on stderr, that the site is open to anyone."""
-    from hanji.server import access
+    from hanji.server.security import access
 
     who = "this machine's users and programs" if access.is_loopback(host) else "anyone who can reach it"
     message = (f"--no-token: Hanji on {host} requires NO access token; {who} can use every applet, "
@@ -68,7 +68,7 @@ def _warn_no_token(host: str) -> None:
 
 def _limits(args: argparse.Namespace) -> Any:
     """Return the HTTP limits given on the command line (0 turns a timeout off)."""
-    from hanji.server.limits import Limits
+    from hanji.server.http.limits import Limits
 
     return Limits(
         max_body=args.max_body, max_headers=args.max_headers, max_head_size=args.max_head_size,
@@ -79,7 +79,7 @@ def _limits(args: argparse.Namespace) -> Any:
 
 def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
     """Add the options of the HTTP limits and the Django queue to ``hanji serve``."""
-    from hanji.server.limits import Limits
+    from hanji.server.http.limits import Limits
 
     d = Limits()
     g = p.add_argument_group("limits", "HTTP limits (answered with 413, 414, 431, 408 or 503)")
@@ -106,7 +106,7 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace) -> int:
     """Run the server with the reactor in the main thread until Ctrl-C or SIGTERM."""
     from hanji import _threads
-    from hanji.server import django_setup
+    from hanji.django import setup as django_setup
 
     try:
         limits = _limits(args)
@@ -129,7 +129,7 @@ def serve(args: argparse.Namespace) -> int:
 
     reactor: Any = _reactor
 
-    from hanji.server import access
+    from hanji.server.security import access
 
     token = access.choose_token(args.host, args.no_token)
     if args.no_token:
@@ -252,7 +252,7 @@ def manage(args: argparse.Namespace) -> int:
     """Run a Django management command with Hanji's settings."""
     from django.core.management import execute_from_command_line
 
-    from hanji.server import django_setup
+    from hanji.django import setup as django_setup
 
     django_setup.setup(django_setup.applet_dirs_from_env(args.applets), _data_dir(args.data))
     execute_from_command_line(["hanji manage", *args.args])

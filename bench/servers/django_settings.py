@@ -1,8 +1,8 @@
 """Django settings of the baseline servers: Hanji's own settings, same middleware and
 apps (benchapp included), with a plain URLconf instead of Hanji's rebuilt one."""
 
-from hanji.server.settings import *  # noqa: F401,F403
-from hanji.server.settings import INSTALLED_APPS as _HANJI_APPS
+from hanji.django.settings import *  # noqa: F401,F403
+from hanji.django.settings import INSTALLED_APPS as _HANJI_APPS
 
 INSTALLED_APPS = [*_HANJI_APPS, "benchapp"]
 ROOT_URLCONF = "django_urls"

@@ -31,7 +31,7 @@ def _before_access_log() -> None:
     ``hanji serve`` hands to Python logging (stderr and hanji.log, flushed per line)."""
     from twisted.web import server
 
-    from hanji.server.site import HanjiSite
+    from hanji.server.http.site import HanjiSite
 
     HanjiSite.log = server.Site.log  # type: ignore[method-assign]
 
@@ -40,7 +40,8 @@ def _before_access_log() -> None:
 def _before_static() -> None:
     """Before fix C: a new StaticFolder per request, and ``static_dir`` stat()ed on
     every read."""
-    from hanji.server import registry, static
+    from hanji.server import registry
+    from hanji.server.http import static
 
     cls = registry.AppletRecord
     compute = cls.__dict__["static_dir"]
@@ -66,7 +67,7 @@ def _no_in_flight() -> None:
     """Attribution only: drop HanjiRequest's in-flight set bookkeeping."""
     from twisted.web import server
 
-    from hanji.server.site import HanjiSite
+    from hanji.server.http.site import HanjiSite
 
     HanjiSite.requestFactory = server.Request
 
@@ -99,7 +100,7 @@ def _no_watchdog() -> None:
 @patch("no-access-checks")
 def _no_access_checks() -> None:
     """Attribution only: no Host, token or CSRF check before routing."""
-    from hanji.server.site import HanjiRoot
+    from hanji.server.http.routing import HanjiRoot
 
     HanjiRoot._refused = lambda self, name, request: None  # type: ignore[method-assign]
 
@@ -108,9 +109,9 @@ def _no_access_checks() -> None:
 def _no_job_cleanup() -> None:
     """Attribution only: Django pool jobs without the close_old_connections() around
     them (Django's own request signals still close connections)."""
-    from hanji.server import django_bridge
+    from hanji.django import pool as django_pool
 
-    django_bridge._as_django_job = lambda func, *args, **kw: func(*args, **kw)
+    django_pool._as_django_job = lambda func, *args, **kw: func(*args, **kw)
 
 
 @patch("no-limits")
@@ -118,7 +119,7 @@ def _no_limits() -> None:
     """Attribution only: Twisted's own HTTPChannel instead of the limits channel."""
     from twisted.web import http
 
-    from hanji.server import site
+    from hanji.server.http import site
 
     site.HanjiChannel = http.HTTPChannel  # type: ignore[misc]
 

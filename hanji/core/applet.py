@@ -9,21 +9,22 @@ its ``__init__.py`` or its ``webUI.py``. Hanji imports it as a Django app, calls
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twisted.internet import reactor as _global_reactor
-from twisted.internet.threads import blockingCallFromThread
-
 from hanji._threads import in_reactor_thread
-from hanji.server.tracking import OpenedThings, run_as
+from hanji.core._context import OpenedThings, run_as
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IListeningPort
+    from django.http import HttpRequest
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+def _global_reactor() -> Any:
+    """Return Twisted's global reactor, the one the seed's code calls (imported
+    here, not at import time, so that importing the applet model installs none)."""
+    from twisted.internet import reactor
+
+    return reactor
 
 
 class Applet:
@@ -83,7 +84,9 @@ class Applet:
         return its result (blocking the calling thread if it is not the reactor's)."""
         if in_reactor_thread():
             return run_as(self, f, *args, **kwargs)
-        return blockingCallFromThread(_global_reactor, run_as, self, f, *args, **kwargs)
+        from twisted.internet.threads import blockingCallFromThread
+
+        return blockingCallFromThread(_global_reactor(), run_as, self, f, *args, **kwargs)
 
     def listen_tcp(
         self, port: int, factory: Any, backlog: int = 50, interface: str = ""
@@ -93,17 +96,17 @@ class Applet:
         Return the listening port (``.getHost().port`` gives the number when
         ``port`` is 0).
         """
-        return self._on_reactor(_global_reactor.listenTCP, port, factory, backlog, interface)
+        return self._on_reactor(_global_reactor().listenTCP, port, factory, backlog, interface)
 
     def connect_tcp(self, host: str, port: int, factory: Any, timeout: float = 30) -> Any:
         """Open a TCP client connection for this applet (any thread); closed at
         deactivation. Return the connector."""
-        return self._on_reactor(_global_reactor.connectTCP, host, port, factory, timeout)
+        return self._on_reactor(_global_reactor().connectTCP, host, port, factory, timeout)
 
     def call_later(self, delay: float, f: Any, *args: Any, **kwargs: Any) -> Any:
         """Schedule ``f`` on the reactor after ``delay`` seconds (any thread);
         cancelled at deactivation. Return the DelayedCall."""
-        return self._on_reactor(_global_reactor.callLater, delay, f, *args, **kwargs)
+        return self._on_reactor(_global_reactor().callLater, delay, f, *args, **kwargs)
 
     @property
     def ports(self) -> list[int]:
@@ -138,12 +141,12 @@ class WebUI:
     def __init__(self, applet: Applet | None = None) -> None:
         self.applet = applet
 
-    def get_context(self, request: Any = None) -> dict[str, Any]:
+    def get_context(self, request: HttpRequest | None = None) -> dict[str, Any]:
         """Return the template context; runs in a Django worker thread."""
         return {"applet": self.applet, "web": self, "request": request}
 
-    def render(self, request: Any = None) -> str:
+    def render(self, request: HttpRequest | None = None) -> str:
         """Render the applet's content template to HTML; runs in a Django worker thread."""
-        from hanji.server.templates import render_webui
+        from hanji.django.webui import render_webui
 
         return render_webui(self, request)

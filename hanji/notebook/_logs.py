@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from hanji.server import errors as _errors
+from hanji import _errorlog as _errors
 
 _configured: list[logging.Handler] = []
 
@@ -38,9 +38,9 @@ class _ReportDjangoErrors(logging.Handler):
 
 def _applet_for_path(path: str) -> str:
     """Return the id of the applet whose Django URLs hold ``path`` (any thread)."""
-    from hanji.server.runtime import current
+    from hanji.notebook.session import get_session
 
-    server = current()
+    server = get_session().server
     best, best_len = "django", -1
     if server is not None:
         for record in server.registry.active():
@@ -57,7 +57,7 @@ def _twisted_failures(event: dict[str, Any]) -> None:
         return
     from twisted.logger import formatEvent
 
-    from hanji.server.tracking import current_applet
+    from hanji.core._context import current_applet
 
     applet = current_applet.get()
     where = formatEvent(event).strip().splitlines()[0] if event.get("log_format") else "Twisted"

@@ -16,7 +16,7 @@ from hanji.notebook.display import applet_frame, applet_page, public_base, with_
 from hanji.notebook.reports import Errors, Routes, Status, applets_of, errors_view
 from hanji.notebook.schema import MigrationReport
 from hanji.notebook.session import get_session, running_session
-from hanji.server import errors as _errors
+from hanji import _errorlog as _errors
 
 activate = live.activate
 deactivate = live.deactivate
@@ -67,7 +67,7 @@ def url(applet_id: str | None = None, path: str = "", *, public: bool = False) -
 def _active_record(applet_id: str) -> Any:
     session = running_session()
     record = session.server.registry.snapshot().get(applet_id)
-    if record is None or record.state != "active":
+    if record is None or not record.is_active:
         raise UnknownApplet(applet_id, [r.id for r in session.server.registry.active()])
     return record
 

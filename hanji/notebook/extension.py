@@ -26,7 +26,7 @@ def _banner_text(session: Any, seconds: float, wanted: int) -> str:
 
     server = session.server
     active = len(server.registry.active())
-    failed = sum(1 for r in server.registry.snapshot().values() if r.state == "failed")
+    failed = len(server.registry.failed())
     parts = [f"Hanji {__version__} serves {{url}}"]
     if wanted and server.port != wanted:
         parts.append(f"port {wanted} was taken, so it listens on {server.port}")

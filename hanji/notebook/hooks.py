@@ -20,7 +20,8 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from hanji.notebook import orm
-from hanji.server import errors as _errors
+from hanji import _compat
+from hanji import _errorlog as _errors
 
 _lock = threading.Lock()
 _shown: set[int] = set()  # error numbers the user has already seen in a cell
@@ -45,7 +46,7 @@ def _one_line(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset:
     """Show a UsageError (or a subclass of Hanji's) as one line; cell thread."""
     name = "UsageError" if etype is UsageError else etype.__name__
     stb = [f"{name}: {value}"]
-    shell._showtraceback(etype, value, stb)  # IPython only returns a custom traceback
+    _compat.show_traceback(shell, etype, value, stb)  # IPython only returns a custom traceback
     return stb
 
 

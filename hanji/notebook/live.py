@@ -23,7 +23,7 @@ from hanji.notebook._usage import UnknownApplet, UsageError
 from hanji.notebook.display import public_base
 from hanji.notebook.reports import Activation
 from hanji.notebook.session import Session, running_session
-from hanji.server import errors as _errors
+from hanji import _errorlog as _errors
 from hanji.server.registry import AppletRecord, prepare
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,7 +11,8 @@ import html
 import time
 from typing import Any, Iterable, Sequence
 
-from hanji.server.errors import AppletErrorRecord
+from hanji import _errorlog as _errors
+from hanji._errorlog import AppletErrorRecord
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[str, str]:
@@ -28,19 +29,12 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> tuple[str, 
     return "\n".join(lines), f"<table class='hanji-table'><tr>{head}</tr>{body}</table>"
 
 
-def _first_line(text: str | None) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
-
-
 def last_error(applet_id: str, record: Any = None) -> str:
     """Return the last error of an applet in one line ("" if none)."""
-    from hanji.server import errors as _errors
-
     found = _errors.all_errors(applet_id)
     if found:
-        return f"{_first_line(found[-1].traceback)} ({found[-1].where})"
-    return _first_line(getattr(record, "error", None))
+        return f"{_errors.exception_line(found[-1].traceback)} ({found[-1].where})"
+    return _errors.exception_line(getattr(record, "error", None))
 
 
 class Applets(list):  # type: ignore[type-arg]
@@ -148,7 +142,7 @@ class Errors(list):  # type: ignore[type-arg]
             stamp = time.strftime("%H:%M:%S", time.localtime(e.when))
             parts.append(
                 f"<details><summary><b>{html.escape(e.applet_id)}</b> {stamp} in {html.escape(e.where)}: "
-                f"{html.escape(_first_line(e.traceback))}</summary>"
+                f"{html.escape(_errors.exception_line(e.traceback))}</summary>"
                 f"<pre>{html.escape(e.traceback)}</pre></details>"
             )
         return "<div class='hanji-errors'>" + "".join(parts) + "</div>"

@@ -28,6 +28,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from hanji import _compat
 from hanji._threads import assert_not_reactor_thread
 
 _lock = threading.Lock()
@@ -63,7 +64,7 @@ def live_labels() -> list[str]:
     from django.apps import apps
 
     installed = installed_labels()
-    return sorted(label for label, models in apps.all_models.items() if label not in installed and models)
+    return sorted(label for label, models in _compat.all_models(apps).items() if label not in installed and models)
 
 
 def _live_app_config(label: str) -> Any:
@@ -88,7 +89,7 @@ def install_label(label: str) -> bool:
     """
     from django.apps import apps
 
-    if label in apps.app_configs or not label.isidentifier():
+    if label in _compat.app_configs(apps) or not label.isidentifier():
         return False
     from django.conf import settings
 
@@ -96,9 +97,9 @@ def install_label(label: str) -> bool:
     config.apps = apps
     # No migrations package to look for: Django's migrate treats it as unmigrated.
     settings.MIGRATION_MODULES = {**settings.MIGRATION_MODULES, label: None}
-    config.import_models()  # config.models is apps.all_models[label], shared
+    config.import_models()  # config.models is _compat.all_models(apps)[label], shared
     _live.add(label)
-    apps.app_configs[label] = config
+    _compat.app_configs(apps)[label] = config
     apps.clear_cache()
     return True
 
@@ -126,7 +127,7 @@ def live_models(label: str) -> list[Any]:
     many-to-many tables excluded)."""
     from django.apps import apps
 
-    return [m for m in apps.all_models.get(label, {}).values()
+    return [m for m in _compat.all_models(apps).get(label, {}).values()
             if not m._meta.auto_created and not m._meta.abstract and not m._meta.proxy]
 
 
@@ -170,7 +171,7 @@ def forget_redefined(source: str) -> list[str]:
     installed = installed_labels()
     forgotten = []
     for label, name in _redefined(source):
-        models = apps.all_models.get(label)
+        models = _compat.all_models(apps).get(label)
         if label in installed or not models or name not in models:
             continue
         model = models.pop(name)
@@ -300,7 +301,7 @@ def migrate(target: str | None = None, reset: bool = False) -> MigrationReport:
     installed label), or the live models of one label; Django worker thread."""
     assert_not_reactor_thread("hanji.notebook.schema.migrate()")
     # Run through server.call_in_pool: the pool closes old connections around it.
-    from hanji.server import django_setup
+    from hanji.django import setup as django_setup
 
     actions: list[str] = []
     installed = target is not None and target in installed_labels()

@@ -213,7 +213,7 @@ class Session:
         """
         from hanji.notebook import _logs
         from hanji.notebook.orm import allow_sync_orm
-        from hanji.server import django_setup
+        from hanji.django import setup as django_setup
 
         data = Path(os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
         self.data_dir = data
@@ -229,7 +229,7 @@ class Session:
     def _build_server(self, setup: Any, port: int) -> Any:
         """Phase 3: build the server once and arm the exit trigger; reactor thread."""
         assert_reactor_thread("Session._build_server()")
-        from hanji.server.access import new_token
+        from hanji.server.security.access import new_token
         from hanji.server.runtime import HanjiServer
 
         # Always a token, even on loopback: another local user or a web page must

@@ -44,11 +44,16 @@ _UNSET: Any = object()
 Message = Any  # str (text), bytes (binary), or a decoded JSON value with json=True
 
 
+def _kernel_server() -> Any:
+    """Return the Hanji server of this kernel (``%load_ext hanji``), or None."""
+    session = sys.modules.get("hanji.notebook.session")  # no server if never imported
+    return session.get_session().server if session is not None else None
+
+
 def default_base_url() -> str:
     """Return the URL of the Hanji server in this process if one listens, else
     ``$HANJI_URL``, else ``http://127.0.0.1:8899``; any thread."""
-    runtime = sys.modules.get("hanji.server.runtime")  # no server if never imported
-    server = runtime.current() if runtime is not None else None
+    server = _kernel_server()
     if server is not None and getattr(server, "listening_port", None) is not None:
         return str(server.url)
     return os.environ.get("HANJI_URL") or DEFAULT_URL
@@ -57,8 +62,7 @@ def default_base_url() -> str:
 def default_token(base_url: str | None = None) -> str | None:
     """Return the access token for ``base_url``: that of the Hanji server in this
     process when the URL is its own (or not given), else ``$HANJI_TOKEN``; any thread."""
-    runtime = sys.modules.get("hanji.server.runtime")
-    server = runtime.current() if runtime is not None else None
+    server = _kernel_server()
     if server is not None and getattr(server, "listening_port", None) is not None:
         own = str(server.url)
         given = (base_url or own).rstrip("/")

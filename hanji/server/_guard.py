@@ -80,7 +80,7 @@ def guard_transport(transport: Any) -> None:
 
 def guard_protocol(protocol: Any) -> None:
     """Guard the transport ``protocol`` is about to be connected to (an applet's
-    port or client connection: see tracking.on_build); reactor thread, debug mode only."""
+    port or client connection: see hanji.core._context.on_build); reactor thread, debug mode only."""
     make = protocol.makeConnection
 
     def makeConnection(transport: Any) -> Any:

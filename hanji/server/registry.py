@@ -1,14 +1,17 @@
 """The applet registry: which applets exist, in which state, and their routes.
 
-States follow Django's AppConfig life: ``imported`` (package loaded), ``activating``,
-``active`` (routes mounted), ``failed`` (import or ``on_activate`` raised; the error is
-kept), ``deactivated``. The registry is mutated on the reactor thread only; readers on
-any thread see consistent snapshots because every change replaces the whole mapping.
+States follow Django's AppConfig life (:class:`AppletState`): ``imported`` (package
+loaded), ``activating``, ``active`` (routes mounted), ``failed`` (import or
+``on_activate`` raised; the error is kept), ``deactivated``. A record changes state
+only through :meth:`AppletRecord.move_to`, which refuses a transition the life cycle
+does not have. The registry is mutated on the reactor thread only; readers on any
+thread see consistent snapshots because every change replaces the whole mapping.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import importlib
 import inspect
@@ -17,10 +20,35 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
+from hanji._errorlog import exception_line
 from hanji._exceptions import AppletImportError, AppletNotFound
 from hanji._threads import assert_reactor_thread
-from hanji.core.applet import Applet, WebUI, _snake
-from hanji.server.tracking import OpenedThings
+from hanji.core.applet import Applet, WebUI
+from hanji.core._context import OpenedThings
+
+
+class AppletState(enum.StrEnum):
+    """Where an applet is in its life; compares equal to its lower-case name."""
+
+    IMPORTED = "imported"
+    ACTIVATING = "activating"
+    ACTIVE = "active"
+    FAILED = "failed"
+    DEACTIVATED = "deactivated"
+
+
+# The transitions an applet's life has (a swap or a re-activation builds a new record).
+_TRANSITIONS: dict[AppletState, frozenset[AppletState]] = {
+    AppletState.IMPORTED: frozenset({AppletState.ACTIVATING, AppletState.FAILED}),
+    AppletState.ACTIVATING: frozenset({AppletState.ACTIVE, AppletState.FAILED}),
+    AppletState.ACTIVE: frozenset({AppletState.DEACTIVATED}),
+    AppletState.FAILED: frozenset(),
+    AppletState.DEACTIVATED: frozenset(),
+}
+
+
+class AppletStateError(RuntimeError):
+    """A state change the applet life cycle does not have (a bug in Hanji)."""
 
 
 @dataclasses.dataclass
@@ -31,7 +59,7 @@ class AppletRecord:
     web: WebUI
     package: str | None = None  # importable package, None for a notebook applet
     path: Path | None = None  # package directory
-    state: str = "imported"
+    state: AppletState = AppletState.IMPORTED  # change it with move_to()
     version: int = 1
     error: str | None = None  # last error's traceback
     resources: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -52,7 +80,7 @@ class AppletRecord:
     @functools.cached_property
     def static_folder(self) -> Any:
         """The twisted.web resource serving ``static_dir`` (None without one)."""
-        from hanji.server.static import folder
+        from hanji.server.http.static import folder
 
         return folder(self.static_dir) if self.static_dir is not None else None
 
@@ -64,9 +92,23 @@ class AppletRecord:
 
     @property
     def error_summary(self) -> str:
-        """The last line of the last error's traceback ('' if none)."""
-        lines = [line for line in (self.error or "").strip().splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        """The exception line of the last error's traceback (its last line; '' if
+        none), shown on the home page when tracebacks are hidden."""
+        return exception_line(self.error)
+
+    def move_to(self, state: AppletState, error: str | None = None) -> None:
+        """Change state (keeping ``error``, a traceback, for FAILED); reactor thread.
+        Raise AppletStateError for a transition the life cycle does not have."""
+        if state not in _TRANSITIONS[self.state]:
+            raise AppletStateError(f"Applet '{self.id}' cannot go from {self.state} to {state}.")
+        self.state = state
+        if error is not None:
+            self.error = error
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the applet's routes are mounted; any thread."""
+        return self.state is AppletState.ACTIVE
 
     @property
     def url_prefix(self) -> str:
@@ -75,6 +117,11 @@ class AppletRecord:
             return f"applets/{self.id}/"
         prefix = prefix.strip("/")
         return prefix + "/" if prefix else ""
+
+
+def _snake(name: str) -> str:
+    """Return ``name`` in snake_case (``HelloWorld`` -> ``hello_world``)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _instance(obj: Any, base: type, *args: Any) -> Any:
@@ -106,7 +153,10 @@ def prepare(
     web = _instance(web if web is not None else WebUI, WebUI, applet)
     if getattr(web, "applet", None) is None:
         web.applet = applet
-    return AppletRecord(applet=applet, web=web, package=package, path=path)
+    record = AppletRecord(applet=applet, web=web, package=package, path=path)
+    # Where WebUI.render() finds content.html (hanji.django.webui).
+    web._hanji_template_dir = record.template_dir
+    return record
 
 
 def _pick(module: ModuleType, instance_name: str, class_name: str, base: type) -> Any:
@@ -183,7 +233,11 @@ class Registry:
 
     def active(self) -> list[AppletRecord]:
         """Return the active applets' records sorted by id; any thread."""
-        return sorted((r for r in self._records.values() if r.state == "active"), key=lambda r: r.id)
+        return sorted((r for r in self._records.values() if r.is_active), key=lambda r: r.id)
+
+    def failed(self) -> list[AppletRecord]:
+        """Return the failed applets' records sorted by id; any thread."""
+        return sorted((r for r in self._records.values() if r.state is AppletState.FAILED), key=lambda r: r.id)
 
     def get(self, applet_id: str) -> AppletRecord:
         """Return the record of ``applet_id`` or raise AppletNotFound; any thread."""

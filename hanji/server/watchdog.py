@@ -42,7 +42,8 @@ from typing import Any, Callable, Sequence
 
 from twisted.python import threadable
 
-from hanji.server import errors as _errors
+from hanji import _compat
+from hanji import _errorlog as _errors
 
 log = logging.getLogger("hanji.watchdog")
 
@@ -113,12 +114,12 @@ class StallWatchdog:
             return
         self._stop = threading.Event()
         target: Callable[[threading.Event], None] = self._run_heartbeat
-        poller = getattr(self.reactor, "_poller", None)
+        poller = _compat.reactor_poller(self.reactor)
         if isinstance(poller, _WatchedPoller):
             poller = poller.poller
         if poller is not None and callable(getattr(poller, "poll", None)):
             self._since, self._parked = 0.0, False
-            self.reactor._poller = _WatchedPoller(poller, self)
+            _compat.set_reactor_poller(self.reactor, _WatchedPoller(poller, self))
             target = self._run_watched
         self._thread = threading.Thread(target=self._run, args=(target, self._stop), name=THREAD_NAME,
                                         daemon=True)
@@ -130,9 +131,9 @@ class StallWatchdog:
         self._stop.set()
         self._beat.set()
         self._wake.set()
-        poller = getattr(self.reactor, "_poller", None)
+        poller = _compat.reactor_poller(self.reactor)
         if isinstance(poller, _WatchedPoller) and poller.watchdog is self:
-            self.reactor._poller = poller.poller
+            _compat.set_reactor_poller(self.reactor, poller.poller)
         self._thread = None
 
     # -- the watchdog thread -----------------------------------------------------------------

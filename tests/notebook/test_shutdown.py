@@ -34,7 +34,7 @@ hanji.activate(Stuck, urls=[path("", stuck)])
 """
 
 
-SERVER = "__import__('hanji.server.runtime').server.runtime.current()"
+SERVER = "__import__('hanji.notebook.session').notebook.session.get_session().server"
 
 
 def _start_stuck_request(kernel: Kernel, saturate: bool = False) -> None:

@@ -17,7 +17,7 @@ crochet.setup()
 from twisted.internet import reactor  # noqa: E402
 
 from hanji.core.applet import Applet  # noqa: E402
-from hanji.server import django_setup  # noqa: E402
+from hanji.django import setup as django_setup  # noqa: E402
 from hanji.server.registry import load_package  # noqa: E402
 from hanji.server.runtime import HanjiServer  # noqa: E402
 

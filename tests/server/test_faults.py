@@ -104,7 +104,7 @@ def test_render_faults_are_500s_with_a_reason_and_reported(start_server: Any) ->
                         ("fail_later", "ArithmeticError: the Deferred fails on purpose")):
         answer = srv.get(f"/res/faulty_hooks/{path}")
         assert answer.status == 500
-        assert "500 Internal Server Error in applet 'faulty_hooks'" in answer.text
+        assert "500 Internal Server Error: applet 'faulty_hooks' failed" in answer.text
         assert f"/res/faulty_hooks/{path}" in answer.text and "logger hanji.applet.faulty_hooks" in answer.text
         assert error not in answer.text  # the traceback stays in the log without --debug
         assert error in srv.log

@@ -90,7 +90,7 @@ STATIC_FILES = {
 for _path in APPLETS.glob("*/static/**/*"):
     if _path.is_file():
         STATIC_FILES[_path.relative_to(APPLETS).parts[0]][_path.name] = _path.read_bytes()
-HANJI_STATIC = {p.name: p.read_bytes() for p in (ROOT / "hanji/server/static/hanji").iterdir()}
+HANJI_STATIC = {p.name: p.read_bytes() for p in (ROOT / "hanji/server/http/assets").iterdir()}
 
 
 def assert_healthy(proc: ServerProcess) -> None:

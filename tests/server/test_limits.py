@@ -230,7 +230,7 @@ def test_cli_defaults_are_the_server_defaults() -> None:
     import inspect
 
     from hanji.cli import _limits, build_parser
-    from hanji.server.limits import Limits
+    from hanji.server.http.limits import Limits
     from hanji.server.runtime import HanjiServer
 
     args = build_parser().parse_args(["serve"])

@@ -14,7 +14,7 @@ from server_process import APPLETS
 def test_hanji_settings_module_extends_defaults(tmp_path):
     """A module named in HANJI_SETTINGS extends Hanji's settings (SQLite default kept)."""
     (tmp_path / "my_settings.py").write_text(
-        "from hanji.server.settings import *\nHANJI_TEST_FLAG = 'extended'\n"
+        "from hanji.django.settings import *\nHANJI_TEST_FLAG = 'extended'\n"
     )
     env = dict(os.environ, HANJI_SETTINGS="my_settings", PYTHONPATH=str(tmp_path),
                HANJI_APPLETS=str(APPLETS), HANJI_DATA=str(tmp_path / "data"))
@@ -40,7 +40,7 @@ def test_database_url_switches_database(tmp_path):
 
 def test_applet_dirs_from_hanji_applets(tmp_path, monkeypatch):
     """HANJI_APPLETS lists applet directories separated by os.pathsep."""
-    from hanji.server.django_setup import applet_dirs_from_env, discover
+    from hanji.django.setup import applet_dirs_from_env, discover
 
     other = tmp_path / "more"
     (other / "extra_applet").mkdir(parents=True)

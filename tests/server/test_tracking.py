@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 
+from hanji.core._context import OpenedThings, run_as
 from hanji.server import tracking
 
 
@@ -34,10 +35,10 @@ def test_udp_ports_and_keyword_factories_are_tracked() -> None:
     wrapped (it raised AttributeError); a factory given by keyword is wrapped too."""
     reactor = _Reactor()
     tracking.install(reactor)
-    applet = SimpleNamespace(_hanji_opened=tracking.OpenedThings())
-    udp = tracking.run_as(applet, reactor.listenUDP, 0, DatagramProtocol())
+    applet = SimpleNamespace(_hanji_opened=OpenedThings())
+    udp = run_as(applet, reactor.listenUDP, 0, DatagramProtocol())
     factory = Factory.forProtocol(Protocol)
-    tcp = tracking.run_as(applet, reactor.listenTCP, 0, factory=factory)
+    tcp = run_as(applet, reactor.listenTCP, 0, factory=factory)
     assert applet._hanji_opened.ports == [udp, tcp]
     built = factory.buildProtocol(None)
     assert built in applet._hanji_opened.protocols  # connections on the port close with the applet

@@ -583,7 +583,7 @@ from twisted.internet import reactor
 from hanji.core.applet import Applet, WebUI
 from hanji.core.utils import TwAppletWebSocket
 from hanji.notebook.ws_client import ws
-from hanji.server import django_setup
+from hanji.django import setup as django_setup
 from hanji.server.runtime import HanjiServer
 
 setup = django_setup.setup([], sys.argv[1])
@@ -602,7 +602,7 @@ class LiveWeb(WebUI):
 
 on_reactor(server.activate, Applet(id="live"), LiveWeb)
 result = {"main": threading.current_thread().name}
-with ws("live", "live") as conn:
+with ws("live", "live", base_url=server.url) as conn:
     conn.send("hi")
     result["echo"] = conn.receive()
     Live.broadcast("from the main thread")
@@ -620,7 +620,7 @@ with ws("live", "live") as conn:
         conn.receive()
     except Exception as exc:
         result["after_swap"] = [type(exc).__name__, conn.close_code]
-with ws("live", "live") as conn:
+with ws("live", "live", base_url=server.url) as conn:
     conn.send("hi")
     result["swapped"] = conn.receive()
     on_reactor(server.deactivate, "live")
@@ -634,7 +634,7 @@ print(json.dumps(result))
 
 
 def test_in_process_server_as_in_a_notebook(tmp_path: Any) -> None:
-    """With the reactor in crochet's thread, as in a kernel: hanji.ws() finds the server, hooks run on the reactor, broadcast() works from the main thread, a hot swap and a deactivation close clients with 1001."""
+    """With the reactor in crochet's thread, as in a kernel: hanji.ws() reaches the server, hooks run on the reactor, broadcast() works from the main thread, a hot swap and a deactivation close clients with 1001."""
     out = subprocess.run([sys.executable, "-c", IN_PROCESS, str(tmp_path)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr

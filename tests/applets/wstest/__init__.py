@@ -7,8 +7,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 
 from hanji.core import applet as _applet
-from hanji.core.utils import TwAppletResource, TwAppletWebSocket
-from hanji.server.websocket import WebSocketRefused
+from hanji.core.utils import TwAppletResource, TwAppletWebSocket, WebSocketRefused
 
 # What the hooks saw, as dicts {"tag", "hook", "arg"}; reactor thread only.
 EVENTS = []
@@ -178,7 +177,7 @@ class Errors(TwAppletResource):
     path = "errors"
 
     def render_GET(self, request):
-        from hanji.server import errors
+        from hanji import _errorlog as errors
 
         return [{"where": e.where, "traceback": e.traceback} for e in errors.all_errors("wstest")]
 
@@ -189,10 +188,8 @@ class Deactivate(TwAppletResource):
     path = "deactivate"
 
     def render_POST(self, request):
-        from hanji.server.runtime import current
-
         applet_id = request.args["id"][0]
-        return current().deactivate(applet_id).addCallback(lambda _: {"deactivated": applet_id})
+        return request.site.server.deactivate(applet_id).addCallback(lambda _: {"deactivated": applet_id})
 
 
 class WebUI(_applet.WebUI):

@@ -35,7 +35,7 @@ class Errors(TwAppletResource):
     path = "errors"
 
     def render_GET(self, request):
-        from hanji.server import errors
+        from hanji import _errorlog as errors
 
         return [{"applet": e.applet_id, "where": e.where, "traceback": e.traceback} for e in errors.all_errors()]
 

@@ -17,13 +17,14 @@ from twisted.python.failure import Failure
 from wsproto.events import BytesMessage, CloseConnection, Pong, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from hanji.server import errors as _errors
-from hanji.server.tracking import run_as
-from hanji.server.websocket import ABNORMAL, INTERNAL_ERROR, TOO_BIG
+from hanji import _compat
+from hanji import _errorlog as _errors
+from hanji.core._context import run_as
+from hanji.core.utils import ABNORMAL, INTERNAL_ERROR, TOO_BIG
 
 if TYPE_CHECKING:
-    from hanji.server._ws_endpoint import Endpoint
-    from hanji.server.websocket import TwAppletWebSocket
+    from hanji.server.websocket.endpoint import Endpoint
+    from hanji.core.utils import TwAppletWebSocket
 
 
 class Watched:
@@ -95,10 +96,10 @@ class Link:
 
     def negotiationStarted(self, transport: Any) -> None:
         self.wire = transport
-        conn = getattr(transport, "_wsconn", None)
+        conn = _compat.websocket_connection(transport)
         if conn is not None and hasattr(conn, "events"):
             self.conn = conn
-            transport._wsconn = Watched(conn, self)
+            _compat.set_websocket_connection(transport, Watched(conn, self))
 
     def negotiationFinished(self) -> None:
         self.is_open = True

@@ -53,6 +53,13 @@ def report_failure(applet_id: str, where: str, text: str, message: str | None = 
     return report(applet_id, where, text)
 
 
+def exception_line(text: str | None) -> str:
+    """Return the line of a traceback that names the exception (its last non-blank
+    line: ``ValueError: bad``), or '' for no text; any thread."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
 def all_errors(applet_id: str | None = None) -> list[AppletErrorRecord]:
     """Return recorded errors, oldest first, optionally for one applet (any thread)."""
     with _lock:

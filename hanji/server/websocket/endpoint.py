@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import h11
 from twisted.internet import defer
 from twisted.python.failure import Failure
-from twisted.web import http
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.websocket import WebSocketResource
 from wsproto import ConnectionType
@@ -33,11 +30,14 @@ from wsproto.handshake import H11Handshake
 from wsproto.utilities import ProtocolError
 
 from hanji import _threads
-from hanji.server import errors as _errors
-from hanji.server._ws_link import Link
-from hanji.server.render import use_args_dict
-from hanji.server.tracking import run_as
-from hanji.server.websocket import GOING_AWAY, TwAppletWebSocket, _open, _reactor
+from hanji import _errorlog as _errors
+from hanji.server.http import answers
+from hanji.server.security.origin import origin_allowed
+from hanji.server.websocket.link import Link
+from hanji.server.http.render import use_args_dict
+from hanji.core._context import run_as
+from hanji.core._context import open_websockets
+from hanji.core.utils import GOING_AWAY, TwAppletWebSocket
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -56,99 +56,6 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
-def _host_port(netloc: str, default_port: int) -> tuple[str, int] | None:
-    try:
-        parts = urlsplit("//" + netloc)
-        return (parts.hostname or "").lower(), parts.port or default_port
-    except ValueError:
-        return None
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme in ("https", "wss") else 80
-
-
-def _first(request: Any, name: bytes) -> str | None:
-    """Return the first entry of a header that proxies may have made a
-    comma-separated list (``X-Forwarded-Host: outer, inner``), or None."""
-    value = request.getHeader(name)
-    if not value:
-        return None
-    return value.decode("latin-1").split(",")[0].strip() or None
-
-
-def _own_host(request: Any) -> tuple[str, int | None] | None:
-    """Return the host name and port under which the client reached the server, the
-    port None when the client's URL had none, or None for a garbled header.
-
-    A reverse proxy's ``X-Forwarded-Host`` wins over ``Host``, which names the proxy's
-    upstream. When it names no port, the client's scheme would tell the default, but
-    Hanji behind a TLS-terminating proxy sees plain HTTP: only ``X-Forwarded-Proto``
-    says which, and without it the port stays unknown (None).
-    """
-    host = _first(request, b"x-forwarded-host") or _first(request, b"host")
-    if host is None:
-        address = request.getHost()
-        return str(address.host).lower(), address.port
-    try:
-        parts = urlsplit("//" + host)
-        name, port = (parts.hostname or "").lower(), parts.port
-    except ValueError:
-        return None
-    if port is None:
-        proto = (_first(request, b"x-forwarded-proto") or "").lower()
-        if proto in ("http", "https", "ws", "wss"):
-            port = _default_port(proto)
-    return name, port
-
-
-def origin_allowed(request: Any, allowed: Sequence[str]) -> bool:
-    """Return True if the request's Origin is absent (a non-browser client), is the
-    server's own, or is in ``allowed``: ``"*"``, ``"https://host[:port]"``,
-    ``"host:port"`` or a bare ``"host"`` (any port).
-
-    The server's own origin is the host (and port) the client asked for: the
-    ``X-Forwarded-Host`` of a reverse proxy, else ``Host``. If it names no port,
-    only host names are compared (behind a TLS-terminating proxy Hanji cannot
-    know the client's scheme) unless ``X-Forwarded-Proto`` gives the scheme; an
-    explicit port must match the Origin's.
-    """
-    origin = request.getHeader(b"origin")
-    if origin is None:
-        return True
-    return same_origin(request, origin.decode("latin-1"), allowed)
-
-
-def same_origin(request: Any, origin: str, allowed: Sequence[str] = ()) -> bool:
-    """Return True if ``origin`` (``scheme://host[:port]``) is the server's own, as
-    :func:`origin_allowed` defines it, or in ``allowed``; pure."""
-    origin = origin.strip()
-    if "*" in allowed or origin in allowed:
-        return True
-    try:
-        parts = urlsplit(origin)
-    except ValueError:
-        return False  # e.g. "http://[::1" (a broken IPv6 literal)
-    theirs = _host_port(parts.netloc, _default_port(parts.scheme)) if parts.netloc else None
-    if theirs is None:
-        return False  # "null" (file:// pages, sandboxed frames) or garbage
-    for entry in allowed:
-        if "://" in entry:
-            e = urlsplit(entry)
-            if e.scheme == parts.scheme and _host_port(e.netloc, _default_port(e.scheme)) == theirs:
-                return True
-        elif ":" in entry:
-            if _host_port(entry, -1) == theirs:
-                return True
-        elif entry.lower() == theirs[0]:
-            return True
-    own = _own_host(request)
-    if own is None or not own[0]:
-        return False
-    name, port = own
-    return name == theirs[0] and (port is None or port == theirs[1])
-
-
 def _is_upgrade(request: Any) -> bool:
     return b"websocket" in (request.getHeader(b"upgrade") or b"").lower()
 
@@ -164,14 +71,6 @@ def _handshake_problem(request: Any) -> str | None:
     except ValueError as exc:  # wsproto decodes some headers as ASCII
         return f"a header is not ASCII ({exc})"
     return None
-
-
-def plain(request: Any, status: int, message: str) -> bytes:
-    """Set an error status and return a plain-text body."""
-    phrase = http.RESPONSES.get(status, b"Upgrade Required" if status == 426 else b"Error")
-    request.setResponseCode(status, phrase)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return f"{status} {phrase.decode()}: {message}\n".encode("utf-8")
 
 
 class Endpoint(WebSocketResource):
@@ -193,7 +92,11 @@ class Endpoint(WebSocketResource):
 
     @property
     def reactor(self) -> Any:
-        return self._reactor if self._reactor is not None else _reactor()
+        if self._reactor is None:  # built without one (a test): the global reactor
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
 
     def __repr__(self) -> str:
         return f"<websocket endpoint {self.socket_class.__name__} at {self.url}>"
@@ -212,7 +115,7 @@ class Endpoint(WebSocketResource):
         Twisted's default would answer HEAD with render_GET, upgrade included.
         """
         request.setHeader(b"allow", b"GET")
-        plain(request, 405, f"{self.url} is a websocket endpoint; only GET (the handshake) is allowed.")
+        answers.answer(request, 405, f"{self.url} is a websocket endpoint; only GET (the handshake) is allowed.")
         return b""  # HEAD: the status and headers only
 
     def render_GET(self, request: Any) -> Any:
@@ -220,20 +123,20 @@ class Endpoint(WebSocketResource):
         cls = self.socket_class
         if not _is_upgrade(request):
             request.setHeader(b"upgrade", b"websocket")
-            return plain(request, 426, f"{self.url} is a websocket endpoint; connect with a websocket "
+            return answers.answer(request, 426, f"{self.url} is a websocket endpoint; connect with a websocket "
                          f"client (in a page: hanji.connect('{self.applet.id}', '{cls.path}')).")
         problem = _handshake_problem(request)
         if problem is not None:
-            return plain(request, 400, f"not a valid websocket handshake: {problem}")
+            return answers.answer(request, 400, f"not a valid websocket handshake: {problem}")
         if self.retired:
             return self.gone(request)
         if not origin_allowed(request, cls.allowed_origins):
             origin = request.getHeader(b"origin").decode("latin-1")
             self.log().info("%s refused origin %s.", self.url, origin)
-            return plain(request, 403, f"origin {origin} may not connect to {self.url}; "
+            return answers.answer(request, 403, f"origin {origin} may not connect to {self.url}; "
                          f"add it to {cls.__name__}.allowed_origins to allow it.")
         if cls.max_connections is not None and len(self.links) + self.pending >= cls.max_connections:
-            return plain(request, 403, f"{self.url} is full ({cls.max_connections} connections).")
+            return answers.answer(request, 403, f"{self.url} is full ({cls.max_connections} connections).")
         self.register_closer()
         use_args_dict(request)
         self.pending += 1
@@ -256,27 +159,35 @@ class Endpoint(WebSocketResource):
         if not isinstance(decision, defer.Deferred):
             self.pending -= 1
             return self.decided(request, socket, decision)
-        request.notifyFinish().addErrback(lambda _: decision.cancel())
+        gone: list[bool] = []
+
+        def on_gone(_: Failure) -> None:
+            gone.append(True)
+            decision.cancel()
+
+        # Fires (with an error) if the client leaves while accept() decides.
+        request.notifyFinish().addErrback(on_gone)
         decision.addCallbacks(
-            lambda ok: self.decided(request, socket, ok),
+            lambda ok: self.decided(request, socket, ok, gone=bool(gone)),
             lambda failure: self.refused_by(request, failure),
         )
-        decision.addBoth(self.answer_later, request)
+        decision.addBoth(self.answer_later, request, gone)
         return NOT_DONE_YET
 
-    def answer_later(self, body: Any, request: Any) -> None:
-        """Write the answer of an asynchronous ``accept()``."""
+    def answer_later(self, body: Any, request: Any, gone: list[bool]) -> None:
+        """Write the answer of an asynchronous ``accept()`` unless the client left."""
         self.pending -= 1
-        if body is NOT_DONE_YET or request._disconnected or request.finished:
+        if body is NOT_DONE_YET or gone or request.finished:
             return
         request.write(body)
         request.finish()
 
-    def decided(self, request: Any, socket: TwAppletWebSocket, ok: Any) -> Any:
-        """Refuse (403) if ``accept()`` said False, else let Twisted upgrade."""
+    def decided(self, request: Any, socket: TwAppletWebSocket, ok: Any, gone: bool = False) -> Any:
+        """Refuse (403) if ``accept()`` said False, else let Twisted upgrade (not
+        if the client already left: ``gone``)."""
         if ok is False:
-            return plain(request, 403, f"{type(socket).__name__}.accept() refused the connection.")
-        if request._disconnected:
+            return answers.answer(request, 403, f"{type(socket).__name__}.accept() refused the connection.")
+        if gone:
             return NOT_DONE_YET
         if self.retired:
             return self.gone(request)
@@ -293,7 +204,7 @@ class Endpoint(WebSocketResource):
         """Answer 503 for an endpoint whose applet was stopped (deactivated, or
         being replaced by a new version whose routes are not mounted yet)."""
         request.setHeader(b"retry-after", b"1")
-        return plain(request, 503, f"applet '{self.applet.id}' was deactivated or is being "
+        return answers.answer(request, 503, f"applet '{self.applet.id}' was deactivated or is being "
                      "replaced; try again shortly.")
 
     def refused_by(self, request: Any, failure: Failure) -> bytes:
@@ -303,11 +214,11 @@ class Endpoint(WebSocketResource):
         status = status_of(failure.value)
         if status is not None:
             message = str(getattr(failure.value, "message", "") or failure.value or "refused")
-            return plain(request, status, message)
+            return answers.answer(request, status, message)
         where = f"{self.socket_class.__name__}.accept() at {self.url}"
         text = failure.getTraceback()
         _errors.report_failure(str(self.applet.id), where, text, f"{where} failed")
-        body = plain(request, 500, f"{where} failed; the traceback is in the server log "
+        body = answers.answer(request, 500, f"{where} failed; the traceback is in the server log "
                      f"(logger hanji.applet.{self.applet.id}).")
         return body + (b"\n" + text.encode("utf-8") if _threads.debug_enabled() else b"")
 
@@ -332,16 +243,16 @@ class Endpoint(WebSocketResource):
     def opened(self, link: Link) -> None:
         """Count ``link`` among the open connections; reactor thread."""
         self.links[link] = None
-        _open.setdefault(type(link.socket), {})[link] = None
+        open_websockets.setdefault(type(link.socket), {})[link] = None
 
     def closed(self, link: Link) -> None:
         """Forget ``link``, which lost its connection; reactor thread."""
         self.links.pop(link, None)
-        links = _open.get(type(link.socket))
+        links = open_websockets.get(type(link.socket))
         if links is not None:
             links.pop(link, None)
             if not links:
-                del _open[type(link.socket)]
+                del open_websockets[type(link.socket)]
 
     def close_all(self, code: int = GOING_AWAY, reason: str = "going away") -> defer.Deferred[None]:
         """Close every connection (1001) and refuse new ones; fire when all are gone."""

@@ -11,7 +11,7 @@ one holds:
    ``CsrfViewMiddleware`` code (``hanji.callback`` sends it);
 3. it is same-origin: its ``Origin`` (or, when absent, its ``Referer``'s origin) is
    the server's own, by the rule of the websocket origin check
-   (:func:`hanji.server._ws_endpoint.same_origin`: ``X-Forwarded-Host`` or ``Host``,
+   (:func:`hanji.server.security.origin.same_origin`: ``X-Forwarded-Host`` or ``Host``,
    the port told by ``X-Forwarded-Proto`` when the host names none).
 
 Anything else gets a 403 with the reason. Requests authenticated by the access
@@ -30,8 +30,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from hanji.server import access
-from hanji.server._ws_endpoint import same_origin
+from hanji import _compat
+from hanji.server.security import access
+from hanji.server.security.origin import same_origin
 
 # Django's list (RFC 9110 safe methods); every other method is checked.
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
@@ -47,7 +48,7 @@ def _csrf_token_problem(request: Any, form_field: bool = True) -> str | None:
     CsrfViewMiddleware on a stand-in HttpRequest."""
     from django.conf import settings
     from django.http import HttpRequest, QueryDict
-    from django.middleware.csrf import CsrfViewMiddleware, RejectRequest
+    from django.middleware.csrf import RejectRequest
 
     stand_in = HttpRequest()
     stand_in.method = request.method.decode("ascii", "replace")
@@ -65,7 +66,7 @@ def _csrf_token_problem(request: Any, form_field: bool = True) -> str | None:
         form["csrfmiddlewaretoken"] = field
     stand_in.POST = form  # type: ignore[assignment]
     try:
-        CsrfViewMiddleware(lambda r: None)._check_token(stand_in)
+        _compat.check_csrf_token(stand_in)
     except RejectRequest as exc:
         return str(exc.reason)
     return None
@@ -98,7 +99,7 @@ def _referer_origin(request: Any) -> str | None:
 
 def refusal(request: Any) -> str | None:
     """Return why an unsafe request must be refused (403), or None to serve it.
-    Run after :func:`hanji.server.access.authenticate`; reactor thread."""
+    Run after :func:`hanji.server.security.access.authenticate`; reactor thread."""
     if request.method in SAFE_METHODS:
         return None
     if getattr(request, "hanji_auth", None) == access.HEADER:

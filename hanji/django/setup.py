@@ -18,7 +18,8 @@ from pathlib import Path
 from types import ModuleType
 
 from hanji._threads import assert_not_reactor_thread
-from hanji.server import errors as _errors
+from hanji import _compat
+from hanji import _errorlog as _errors
 
 log = logging.getLogger("hanji.server")
 
@@ -125,11 +126,7 @@ def _populate(packages: dict[str, Path]) -> dict[str, str]:
             for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
                 del sys.modules[mod]
             # Start the registry over without the culprit.
-            apps.app_configs = {}
-            apps.apps_ready = apps.models_ready = apps.ready = False
-            apps.loading = False
-            apps.all_models.pop(name, None)
-            apps.clear_cache()
+            _compat.reset_app_registry(apps, name)
 
 
 def setup(
@@ -143,7 +140,7 @@ def setup(
     returns the first call's result.
     """
     global _result
-    assert_not_reactor_thread("hanji.server.django_setup.setup()")
+    assert_not_reactor_thread("hanji.django.setup.setup()")
     with _lock:
         if _result is not None:
             return _result
@@ -154,7 +151,7 @@ def setup(
         if debug:
             os.environ["HANJI_DEBUG"] = "1"
         os.environ.setdefault(
-            "DJANGO_SETTINGS_MODULE", os.environ.get("HANJI_SETTINGS") or "hanji.server.settings"
+            "DJANGO_SETTINGS_MODULE", os.environ.get("HANJI_SETTINGS") or "hanji.django.settings"
         )
         dirs = applet_dirs if applet_dirs is not None else applet_dirs_from_env()
         packages = discover(dirs)
@@ -174,7 +171,7 @@ def migrate(verbosity: int = 0) -> None:
 
     Blocks on the database: must not run on the reactor thread.
     """
-    assert_not_reactor_thread("hanji.server.django_setup.migrate()")
+    assert_not_reactor_thread("hanji.django.setup.migrate()")
     from django.core.management import call_command
     from django.db import connections
 

@@ -19,13 +19,11 @@ _DEFAULT_NAME = "content.html"
 def _source(web: Any) -> str | None:
     if getattr(web, "template", None):
         return str(web.template)
-    from hanji.server.runtime import current
-
-    server = current()
-    applet_id = getattr(web.applet, "id", None)
-    record = server.registry.snapshot().get(applet_id) if server and applet_id else None
-    if record is not None and record.template_dir is not None:
-        candidate = record.template_dir / web.template_name
+    # The applet's own templates/ folder, set by the registry when it built the
+    # applet's record (None for an applet defined in a notebook).
+    folder = getattr(web, "_hanji_template_dir", None)
+    if folder is not None:
+        candidate = folder / web.template_name
         if candidate.is_file():
             return candidate.read_text(encoding="utf-8")
     return None

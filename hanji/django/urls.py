@@ -10,7 +10,7 @@ from typing import Any
 
 from django.urls import URLPattern, URLResolver, clear_url_caches, include, path
 
-from hanji.server import views
+from hanji.django import views
 
 _base = [path("", views.home, name="hanji-home")]
 urlpatterns: list[Any] = list(_base)

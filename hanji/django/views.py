@@ -12,7 +12,8 @@ from django.urls import get_script_prefix
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from hanji._threads import debug_enabled
-from hanji.server import errors as _errors
+from hanji import _errorlog as _errors
+from hanji.django.bridge import ENVIRON_KEY
 
 
 def _card(record: Any, request: HttpRequest) -> dict[str, Any]:
@@ -38,6 +39,12 @@ def _token_query(request: HttpRequest) -> str:
     return f"?{urlencode({'token': token})}" if token else ""
 
 
+def hanji_server(request: HttpRequest) -> Any:
+    """Return the Hanji server that handed ``request`` to Django (the WSGI bridge
+    puts it in the environ as ``hanji.server``), or None (Django's test client)."""
+    return request.META.get(ENVIRON_KEY)
+
+
 def base_path(request: HttpRequest) -> dict[str, str]:
     """Context processor: ``hanji_base``, the site's path prefix behind a proxy
     (``''`` when served at the root); prefix site URLs in templates with it."""
@@ -49,14 +56,12 @@ def home(request: HttpRequest) -> HttpResponse:
     """Render the home page: every active applet with its web UI, or only the one
     named by ``?applet=<id>`` (what ``hanji.show`` frames). It sets the csrftoken
     cookie that ``hanji.callback`` sends back as X-CSRFToken."""
-    from hanji.server.runtime import current
-
-    server = current()
+    server = hanji_server(request)
     records = server.registry.active() if server is not None else []
     only = request.GET.get("applet")
     if only:
         records = [r for r in records if r.id == only]
-    failed = [r for r in server.registry.snapshot().values() if r.state == "failed"] if server and not only else []
+    failed = server.registry.failed() if server and not only else []
     cards = [_card(r, request) for r in records]
     return render(request, "hanji/home.html",
                   {"cards": cards, "failed": failed, "debug_tracebacks": debug_enabled(),

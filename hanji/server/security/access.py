@@ -26,7 +26,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from twisted.web import resource
+from hanji.server.http.answers import Answer, forbidden
 
 # How the request proved it knows the token (request.hanji_auth); the CSRF check
 # exempts HEADER only: a browser never adds it by itself.
@@ -189,22 +189,6 @@ def is_open_path(segments: list[bytes]) -> bool:
     return first == b"static" and len(segments) > 1 and segments[1] == b"hanji"
 
 
-class Forbidden(resource.Resource):
-    """A plain-text 403 saying how to get in; reactor thread."""
-
-    isLeaf = True
-
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.message = message
-
-    def render(self, request: Any) -> bytes:
-        request.setResponseCode(403)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-store")
-        return ("403 Forbidden: " + self.message + "\n").encode("utf-8")
-
-
 def refusal_reason(path: str) -> str:
     """Return the reason of the 403 for a request for ``path`` without the token."""
     return (
@@ -215,6 +199,6 @@ def refusal_reason(path: str) -> str:
     )
 
 
-def refusal(request: Any) -> Forbidden:
+def refusal(request: Any) -> Answer:
     """Return the 403 for a request without the token; reactor thread."""
-    return Forbidden(refusal_reason(request.path.decode("utf-8", "replace").split("?")[0]))
+    return forbidden(refusal_reason(request.path.decode("utf-8", "replace").split("?")[0]))

@@ -21,7 +21,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from hanji import _threads
 from hanji._exceptions import DjangoPoolFull, MissingArgument
-from hanji.server import errors as _errors
+from hanji import _errorlog as _errors
+from hanji.server.http import answers
 
 
 class ArgsDict(dict):  # type: ignore[type-arg]
@@ -101,20 +102,16 @@ def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
     exc = failure.value
     if isinstance(exc, MissingArgument):
         # Bad input, not a bug: the client left out an argument the resource reads.
-        request.setResponseCode(http.BAD_REQUEST)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return (
-            f"400 Bad Request: missing argument {exc.name!r} for {_where(resource, request)} "
-            f"(applet '{_applet_id(resource)}'); send it in the query string or the form body."
-        ).encode("utf-8")
+        return answers.answer(request, http.BAD_REQUEST, (
+            f"missing argument {exc.name!r} for {_where(resource, request)} (applet "
+            f"'{_applet_id(resource)}'); send it in the query string or the form body."))
     if isinstance(exc, DjangoPoolFull):
         # Overload, not a bug: ask the client to come back.
-        request.setResponseCode(http.SERVICE_UNAVAILABLE)
-        request.setHeader(b"retry-after", str(exc.retry_after).encode("ascii"))
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return (f"503 Service Unavailable in {_where(resource, request)} (applet "
-                f"'{_applet_id(resource)}'): {exc}").encode("utf-8")
+        return answers.answer(request, http.SERVICE_UNAVAILABLE, (
+            f"{_where(resource, request)} (applet '{_applet_id(resource)}'): {exc}"),
+            {b"retry-after": str(exc.retry_after).encode("ascii")})
     if isinstance(exc, web_error.Error) and exc.status is not None:
+        # The resource chose its status and message (twisted.web's own error type).
         code = int(exc.status)
         request.setResponseCode(code)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -124,22 +121,11 @@ def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
     where = _where(resource, request)
     text = failure.getTraceback()
     _errors.report_failure(applet_id, where, text, f"{where} failed")
-    request.setResponseCode(http.INTERNAL_SERVER_ERROR)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    body = (
-        f"500 Internal Server Error in applet '{applet_id}' ({where}).\n"
-        f"The traceback is in the server log (logger hanji.applet.{applet_id})."
-    )
+    message = (f"applet '{applet_id}' failed in {where}.\n"
+               f"The traceback is in the server log (logger hanji.applet.{applet_id}).")
     if _threads.debug_enabled():
-        body += "\n\n" + text
-    return body.encode("utf-8")
-
-
-def _finish_with(request: Any, body: bytes) -> None:
-    if request._disconnected or request.finished:
-        return
-    request.write(body)
-    request.finish()
+        message += "\n\n" + text
+    return answers.answer(request, http.INTERNAL_SERVER_ERROR, message)
 
 
 def deliver(request: Any, resource: Any, result: Any) -> Any:
@@ -161,27 +147,38 @@ def deliver(request: Any, resource: Any, result: Any) -> Any:
 
 
 def _wait_and_write(request: Any, resource: Any, d: defer.Deferred[Any]) -> None:
+    """Write the result of ``d`` when it fires, unless the client left first (then
+    cancel ``d``); reactor thread."""
+    gone = False
+
     def on_gone(reason: Failure) -> None:
+        nonlocal gone
+        gone = True
         if not d.called:
             d.cancel()
 
+    # Fires (with an error) when the connection is lost before the answer is done.
     request.notifyFinish().addErrback(on_gone)
 
+    def finish_with(body: bytes) -> None:
+        request.write(body)
+        request.finish()
+
     def write_result(result: Any) -> None:
-        if request._disconnected or request.finished:
+        if gone or request.finished:
             return
         try:
             body = to_body(request, result, resource)
         except Exception:
             body = _error_response(request, resource, Failure())
-        _finish_with(request, body)
+        finish_with(body)
 
     def write_failure(failure: Failure) -> None:
-        if request._disconnected or request.finished:
+        if gone or request.finished:
             if not failure.check(defer.CancelledError):
                 _error_response(request, resource, failure)  # still logged
             return
-        _finish_with(request, _error_response(request, resource, failure))
+        finish_with(_error_response(request, resource, failure))
 
     d.addCallbacks(write_result, write_failure)
 

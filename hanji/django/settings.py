@@ -1,11 +1,11 @@
 """Hanji's Django settings: the one settings module.
 
-Read at ``django.setup()`` time from the environment that :mod:`hanji.server.django_setup`
+Read at ``django.setup()`` time from the environment that :mod:`hanji.django.setup`
 prepares: ``HANJI_DATA`` (data dir, default ``./.hanji``), ``DATABASE_URL`` (another
 database, e.g. ``postgres://…``; default SQLite in the data dir), ``HANJI_DEBUG``, and
 ``HANJI_INSTALLED_APPLETS`` (the applet packages found, set by Hanji). A project extends
 it with its own module named in ``HANJI_SETTINGS`` that starts with
-``from hanji.server.settings import *``.
+``from hanji.django.settings import *``.
 """
 
 import os
@@ -24,20 +24,20 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "hanji.server",
+    "hanji.django",
     *_applets,
 ]
 
 MIDDLEWARE = [
-    "hanji.server.django_slash.CommonMiddleware",
+    "hanji.django.middleware.AppendSlashMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "hanji.server.django_access.TokenHeaderCsrfExemption",
+    "hanji.django.middleware.TokenHeaderCsrfExemption",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
-ROOT_URLCONF = "hanji.server.urls"
+ROOT_URLCONF = "hanji.django.urls"
 
 TEMPLATES = [
     {
@@ -49,7 +49,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "hanji.server.views.base_path",
+                "hanji.django.views.base_path",
             ],
         },
     }

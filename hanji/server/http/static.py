@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from twisted.web import resource, static
+from twisted.web import static
 
-HANJI_STATIC = Path(__file__).parent / "static" / "hanji"
+from hanji.server.http.answers import not_found
+
+HANJI_STATIC = Path(__file__).parent / "assets"
+
+# A byte-ranges header Twisted can parse (RFC 9110 14.1.1, ASCII only): anything else
+# is dropped and the whole file is sent, as Twisted does, without its log line,
+# which fails (500) on non-UTF-8 bytes.
+_RANGE = re.compile(rb"\s*bytes\s*=\s*(\d+-\d*|\d*-\d+)(\s*,\s*(\d+-\d*|\d*-\d+))*\s*")
 
 
 class StaticFolder(static.File):
@@ -31,19 +39,15 @@ class StaticFolder(static.File):
     def makeProducer(self, request: Any, fileForReading: Any) -> Any:
         """Return the producer of the response body; reactor thread.
 
-        A malformed Range header is ignored (the whole file is sent), as twisted
-        does, but without its log line, which fails (500) on non-UTF-8 bytes.
+        A malformed Range header is ignored (the whole file is sent).
         """
         byte_range = request.getHeader(b"range")
-        if byte_range is not None:
-            try:
-                self._parseRangeHeader(byte_range)
-            except ValueError:
-                request.requestHeaders.removeHeader(b"range")
+        if byte_range is not None and not _RANGE.fullmatch(byte_range):
+            request.requestHeaders.removeHeader(b"range")
         return super().makeProducer(request, fileForReading)
 
     def directoryListing(self) -> Any:
-        return resource.NoResource("Directory listings are disabled.")
+        return not_found("Directory listings are disabled.")
 
     def createSimilarFile(self, path: str) -> static.File:
         f = type(self)(path, self.defaultType, self.ignoredExts, self.registry)

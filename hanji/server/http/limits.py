@@ -19,7 +19,7 @@ Each refusal is a plain-text answer with ``Connection: close``, then the connect
 is closed. An idle keep-alive connection is closed after ``idle_timeout`` (Twisted's
 own timeout, which pauses while a request is being answered, so a slow Django view
 or a resource answering later is never cut). An upgraded websocket leaves this
-channel's timers behind: it has its own pings (``hanji.server._ws_link``).
+channel's timers behind: it has its own pings (``hanji.server.websocket.link``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 
-log = logging.getLogger("hanji.server.limits")
+from hanji import _compat
+from hanji.server.http.answers import raw_answer
+
+log = logging.getLogger("hanji.server.http.limits")
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -88,11 +91,6 @@ def body_limit_of(resource: Any, default: int) -> int:
     return default
 
 
-def _phrase(status: int) -> str:
-    return {413: "Content Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
-            408: "Request Timeout"}.get(status) or http.RESPONSES.get(status, b"Error").decode("ascii")
-
-
 class HanjiChannel(http.HTTPChannel):
     """An HTTP/1.1 channel that enforces :class:`Limits`; reactor thread only.
 
@@ -116,6 +114,8 @@ class HanjiChannel(http.HTTPChannel):
     _max_body: int | None = None
     _body_owner: tuple[Any, str | None] = (None, None)
     _linger_call: Any = None
+    # Called with the channel when it is upgraded to a websocket (set by the site).
+    on_upgrade: Any = None
 
     def connectionMade(self) -> None:
         self.maxHeaders = self.limits.max_headers
@@ -128,13 +128,13 @@ class HanjiChannel(http.HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
             return  # lingering after a refusal: throw the rest away
-        if self._head_started is None and self.line_mode and not self._handlingRequest:
+        if self._head_started is None and self.line_mode and not _compat.channel_handling_request(self):
             self._head_started = time.monotonic()
         super().dataReceived(data)
-        if self._refused or self._handlingRequest:
+        if self._refused or _compat.channel_handling_request(self):
             return
         if self.line_mode:
-            if self.requests or self._buffer.strip(b"\r\n"):
+            if self.requests or _compat.channel_unparsed(self).strip(b"\r\n"):
                 if self._head_timer is None:  # a head is still arriving
                     self._start_head_timer()
             else:
@@ -167,7 +167,8 @@ class HanjiChannel(http.HTTPChannel):
         self._head_started = None
         if self._head_timer is not None:
             self._cancel(head=True)
-        line_length = len(self._command) + len(self._path) + len(self._version) + 2
+        command, uri, version = _compat.channel_request_line(self)
+        line_length = len(command) + len(uri) + len(version) + 2
         if line_length > self.limits.max_request_line:
             self.length = None  # Twisted's way to stop reading this request
             self._refuse(414, f"the request line is {line_length} bytes long, more than the "
@@ -215,12 +216,22 @@ class HanjiChannel(http.HTTPChannel):
             self._linger_call.cancel()
         super().connectionLost(reason)
 
-    def _respondToBadRequestAndDisconnect(self) -> None:
+    def upgrade_to_websocket(self, protocol: Any) -> None:
+        """Hand the connection to a websocket wire protocol (what
+        twisted.web.websocket does once the handshake is accepted), after telling
+        the site: the request is no longer in flight; reactor thread."""
+        self._cancel(head=True, body=True)
+        if self.on_upgrade is not None:
+            self.on_upgrade(self)
+        _compat.upgrade_channel(self, protocol)
+
+    def refuse_bad_request(self) -> None:
         """Answer Twisted's own 400s with a reason; its header limits with 431."""
-        if self._receivedHeaderCount > self.maxHeaders:
+        header_count, header_size = _compat.channel_header_counts(self)
+        if header_count > self.maxHeaders:
             self._refuse(431, f"the request has more than {self.maxHeaders} header fields. "
                               "Send fewer headers.")
-        elif self._receivedHeaderSize > self.totalHeadersSize:
+        elif header_size > self.totalHeadersSize:
             self._refuse(431, f"the request line and headers are more than {self.totalHeadersSize} "
                               "bytes. Send fewer or smaller headers (cookies included).")
         else:
@@ -235,9 +246,10 @@ class HanjiChannel(http.HTTPChannel):
         peek = getattr(getattr(self, "site", None), "body_limit", None)
         if peek is not None:
             try:
-                return peek(self._path)  # type: ignore[no-any-return]
+                return peek(_compat.channel_request_line(self)[1])  # type: ignore[no-any-return]
             except Exception:
-                log.exception("Cannot look up the body limit of %r; using the server's.", self._path)
+                log.exception("Cannot look up the body limit of %r; using the server's.",
+                              _compat.channel_request_line(self)[1])
         return self.limits.max_body, None, None
 
     def _early_refusal(self) -> str | None:
@@ -248,11 +260,12 @@ class HanjiChannel(http.HTTPChannel):
             return None
         request = self.requests[-1]
         request.parseCookies()  # Twisted does it later in allHeadersReceived; idempotent
-        return check(request, self._path)  # type: ignore[no-any-return]
+        return check(request, _compat.channel_request_line(self)[1])  # type: ignore[no-any-return]
 
     def _refuse_body(self, size: int, verb: str) -> None:
-        method = self._command.decode("ascii", "replace")
-        path = self._path.decode("utf-8", "replace").split("?")[0]
+        command, uri, _ = _compat.channel_request_line(self)
+        method = command.decode("ascii", "replace")
+        path = uri.decode("utf-8", "replace").split("?")[0]
         resource, applet_id = self._body_owner
         if resource is None:
             what = (f"the server's limit, {self._max_body} bytes. Send less, or raise the limit "
@@ -319,19 +332,20 @@ class HanjiChannel(http.HTTPChannel):
         self._refused = True
         self.setRawMode()  # the lines still buffered go to rawDataReceived: dropped
         self._cancel(head=True, body=True)
-        phrase = _phrase(status)
-        body = f"{status} {phrase}: {reason}\n".encode("utf-8")
         transport: Any = self.transport
         log.info("Refused a request from %s with %d: %s", getattr(transport.getPeer(), "host", "?"),
                  status, reason)
-        transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n" % (status, phrase.encode("ascii"), len(body)) + body
-        )
+        transport.write(raw_answer(status, reason))
         half_close = getattr(transport, "loseWriteConnection", None)
         if half_close is not None:
-            self._networkProducer.unregisterProducer()
+            _compat.channel_stop_producing(self)
             half_close()
             self._linger_call = self.callLater(LINGER, transport.loseConnection)
         else:
             self.loseConnection()
+
+
+# Twisted answers malformed requests with a bare 400; HanjiChannel words them.
+_compat.override_bad_request(HanjiChannel, HanjiChannel.refuse_bad_request)
+# twisted.web.websocket upgrades a channel through a private method; see the upgrade.
+_compat.override_websocket_upgrade(HanjiChannel, HanjiChannel.upgrade_to_websocket)

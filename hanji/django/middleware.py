@@ -1,0 +1,52 @@
+"""Hanji's Django middleware; runs in the Django pool.
+
+- :class:`TokenHeaderCsrfExemption` carries the CSRF rule of
+  :mod:`hanji.server.security.csrf` over to Django views. The reactor has already
+  refused Django requests without the access token
+  (:mod:`hanji.server.security.access`); a request that carries it in an
+  ``Authorization: token …`` header (the notebook client, a script) is not a
+  browser acting on a user's behalf, so Django's CsrfViewMiddleware lets it
+  through. Cookie and ``?token=`` requests get Django's CSRF check as usual.
+- :class:`AppendSlashMiddleware` is Django's ``CommonMiddleware`` without its one
+  500 for a client's mistake.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware
+
+from hanji import _compat
+from hanji.django.bridge import ENVIRON_KEY
+from hanji.server.security import access
+
+
+class TokenHeaderCsrfExemption:
+    """Exempt requests authenticated by the token header from Django's CSRF check;
+    list it before ``CsrfViewMiddleware``. Django worker thread."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = getattr(request.META.get(ENVIRON_KEY), "token", None)
+        if token and access.header_has_token(request.META.get("HTTP_AUTHORIZATION"), token):
+            _compat.skip_csrf_checks(request)
+        return self.get_response(request)
+
+
+class AppendSlashMiddleware(CommonMiddleware):
+    """Django's ``CommonMiddleware`` (``APPEND_SLASH``), except that a POST, PUT,
+    PATCH or DELETE to a URL that lacks its trailing slash stays a 404.
+
+    Django cannot redirect such a request without losing its body: in debug mode
+    it raises a RuntimeError (a 500 for bad input), otherwise it redirects and the
+    client re-sends it as a GET. A 404 names the URL that was not found instead.
+    """
+
+    def should_redirect_with_slash(self, request: Any) -> bool:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            return False
+        return bool(super().should_redirect_with_slash(request))

@@ -1,0 +1,1 @@
+"""Who may use the site, on the reactor thread: access token, Host names, origins, CSRF."""
