@@ -55,6 +55,20 @@ def _freeze_heap(server: Any) -> None:
         server.watchdog.start()
 
 
+def _write_ready_file(path: Path, server: Any) -> None:
+    """Write ``{"url", "token", "pid"}`` as JSON to ``path`` once the server listens
+    and its applets are activated (``--ready-file``), atomically and readable by the
+    owner only (it holds the token); reactor thread, once (a small local write)."""
+    import json
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": server.url, "token": server.token, "pid": os.getpid()}, f)
+    os.replace(tmp, path)
+
+
 def _warn_no_token(host: str) -> None:
     """Say loudly, in the log and on stderr, that the site is open to anyone."""
     from hanji.server.security import access
@@ -156,7 +170,10 @@ def serve(args: argparse.Namespace) -> int:
             # Printed, not logged: the token stays out of hanji.log.
             print(f"    open {server.token_url}\n    or send the header 'Authorization: token {server.token}'",
                   file=sys.stderr, flush=True)
-        server.start().addCallback(lambda _: _freeze_heap(server))
+        started = server.start()
+        started.addCallback(lambda _: _freeze_heap(server))
+        if args.ready_file:
+            started.addCallback(lambda _: _write_ready_file(Path(args.ready_file), server))
 
     # Hand the GIL round every 1 ms instead of 5 ms: CPU-bound Django views then
     # delay the reactor about half as much (bench/FINDINGS.md, D). The process is
@@ -273,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
     p.add_argument("--activate-timeout", type=float, default=30.0, metavar="S",
                    help="mark an applet failed if its on_activate runs longer (default 30; 0: no limit)")
+    p.add_argument("--ready-file", metavar="PATH",
+                   help="once listening with the applets active, write {url, token, pid} as JSON to PATH "
+                        "(for scripts and tests that start a server)")
     p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
     p.add_argument("--no-token", action="store_true",
                    help="require no access token, even off loopback (unsafe; warns)")
