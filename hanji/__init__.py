@@ -9,12 +9,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from hanji._exceptions import HanjiThreadError
+from hanji._exceptions import (
+    AppletActivationError,
+    AppletNotFound,
+    HanjiError,
+    HanjiThreadError,
+    HTTPStatusError,
+    ServerNotRunning,
+    WebSocketClosed,
+    WebSocketHandshakeError,
+)
 
 __version__ = "0.1.0"
 
-__all__ = [
+# The exceptions users catch (the tree is drawn in hanji._exceptions), then the
+# notebook API, loaded lazily from hanji.notebook.api.
+_EXCEPTIONS = [
+    "AppletActivationError",
+    "AppletNotFound",
+    "HTTPStatusError",
+    "HanjiError",
     "HanjiThreadError",
+    "ServerNotRunning",
+    "WebSocketClosed",
+    "WebSocketHandshakeError",
+]
+
+__all__ = [
+    "AppletActivationError",
+    "AppletNotFound",
+    "HTTPStatusError",
+    "HanjiError",
+    "HanjiThreadError",
+    "ServerNotRunning",
+    "WebSocketClosed",
+    "WebSocketHandshakeError",
     "activate",
     "aget",
     "apost",
@@ -36,7 +65,7 @@ __all__ = [
     "ws",
 ]
 
-_API = set(__all__) - {"HanjiThreadError", "load_ipython_extension", "unload_ipython_extension"}
+_API = set(__all__) - set(_EXCEPTIONS) - {"load_ipython_extension", "unload_ipython_extension"}
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -200,7 +200,7 @@ def _samples() -> list[tuple[str, Any, str]]:
     from twisted.web import _websocket_impl, http
 
     channel = http.HTTPChannel()
-    samples = [("HTTPChannel." + a, channel, a) for a in (
+    samples: list[tuple[str, Any, str]] = [("HTTPChannel." + a, channel, a) for a in (
         "_handlingRequest", "_buffer", "_receivedHeaderCount", "_receivedHeaderSize", _BAD_REQUEST,
         _UPGRADE)]
     samples += [("HTTPChannel." + a, http.HTTPChannel, a)

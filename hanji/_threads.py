@@ -9,17 +9,26 @@ test. :mod:`hanji.server._guard` applies them to requests, transports and the re
 
 from __future__ import annotations
 
-import os
 import threading
 
 from twisted.python import threadable
 
+from hanji import _config
 from hanji._exceptions import HanjiThreadError
 
-_FALSE = ("", "0", "false", "False", "no", "off")
+
+
+def _initial_debug() -> bool:
+    """Return HANJI_DEBUG's flag at import (off if unset or not a flag: the CLI
+    and the notebook parse it again and report a bad value)."""
+    try:
+        return _config.debug()
+    except ValueError:
+        return False
+
 
 # Read on every guarded call: keep it a plain module global (one flag test).
-_debug = os.environ.get("HANJI_DEBUG", "") not in _FALSE
+_debug = _initial_debug()
 
 
 def set_debug(flag: bool) -> None:
@@ -37,11 +46,9 @@ def debug_enabled() -> bool:
 
 
 def debug_from_env(default: bool) -> bool:
-    """Return the debug flag ``HANJI_DEBUG`` asks for, or ``default`` if it is unset."""
-    value = os.environ.get("HANJI_DEBUG")
-    if value is None or value.strip() == "":
-        return default
-    return value.strip() not in _FALSE
+    """Return the debug flag ``HANJI_DEBUG`` asks for, or ``default`` if it is unset;
+    raise ValueError for a value that is not a flag."""
+    return _config.debug(default)
 
 
 def in_reactor_thread() -> bool:

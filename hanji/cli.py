@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hanji import _config
+
 log = logging.getLogger("hanji")
 
 
@@ -119,7 +121,7 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the server with the reactor in the main thread until Ctrl-C or SIGTERM."""
-    from hanji import _threads
+    from hanji import _config, _threads
     from hanji.django import setup as django_setup
 
     try:
@@ -131,7 +133,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     data = _data_dir(args.data)
     # Debug mode: --debug, or HANJI_DEBUG=1 in the environment (the test suite's default).
-    debug = bool(args.debug or _threads.debug_enabled())
+    try:
+        debug = bool(args.debug or _config.debug())
+    except ValueError as exc:
+        print(f"hanji serve: {exc}", file=sys.stderr)
+        return 2
     _configure_logging(data, debug)
     _threads.set_debug(debug)
     setup = django_setup.setup(django_setup.applet_dirs_from_env(args.applets), data, debug)
@@ -282,8 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="serve the applets")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8899)
+    p.add_argument("--host", default=_config.DEFAULT_HOST)
+    p.add_argument("--port", type=int, default=_config.DEFAULT_PORT)
     p.add_argument("--applets", action="append", metavar="DIR", help="applet directory (repeatable)")
     p.add_argument("--data", metavar="DIR", help="data directory (default ./.hanji or $HANJI_DATA)")
     p.add_argument("--django-threads", type=int, default=10, metavar="N")
@@ -299,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-host", action="append", metavar="NAME",
                    help="a Host name a loopback server without a token answers to, besides "
                         "localhost, 127.0.0.1 and [::1] (repeatable)")
-    p.add_argument("--stall-threshold", type=float, default=50.0, metavar="MS",
+    p.add_argument("--stall-threshold", type=float, default=_config.DEFAULT_STALL_MS, metavar="MS",
                    help="report reactor callbacks blocking longer than MS milliseconds (default 50; 0: off)")
     p.add_argument("--debug", action="store_true",
                    help="tracebacks in 500 pages, and HanjiThreadError for reactor-only calls made from other threads")

@@ -9,12 +9,13 @@ it with its own module named in ``HANJI_SETTINGS`` that starts with
 """
 
 import os
-from pathlib import Path
 
-DATA_DIR = Path(os.environ.get("HANJI_DATA") or ".hanji").resolve()
-DEBUG = os.environ.get("HANJI_DEBUG", "") not in ("", "0", "false", "False")
+from hanji import _config
 
-SECRET_KEY = os.environ.get("HANJI_SECRET_KEY") or "hanji-local-development-key-change-me"
+DATA_DIR = _config.data_dir()
+DEBUG = _config.debug()
+
+SECRET_KEY = _config.secret_key()
 ALLOWED_HOSTS = ["*"]
 
 _applets = [a for a in os.environ.get("HANJI_INSTALLED_APPLETS", "").split(",") if a]

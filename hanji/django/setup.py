@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from hanji._threads import assert_not_reactor_thread
-from hanji import _compat
+from hanji import _compat, _config
 from hanji import _errorlog as _errors
 
 log = logging.getLogger("hanji.server")
@@ -39,15 +39,15 @@ class SetupResult:
 
 def resolve_data_dir(arg: Path | str | None = None) -> Path:
     """Return the data dir: ``arg`` (``--data``), else ``$HANJI_DATA``, else ``./.hanji``."""
-    return Path(arg or os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
+    return _config.data_dir(arg)
 
 
 def applet_dirs_from_env(extra: list[str] | None = None) -> list[Path]:
     """Return the applet directories: ``extra`` (``--applets``), else ``HANJI_APPLETS``
     (separated by ``os.pathsep``), else ``./applets`` if it exists."""
     dirs = list(extra or [])
-    if not dirs and os.environ.get("HANJI_APPLETS"):
-        dirs = [d for d in os.environ["HANJI_APPLETS"].split(os.pathsep) if d]
+    if not dirs:
+        dirs = [str(d) for d in _config.applet_dirs()]
     if not dirs and Path("applets").is_dir():
         dirs = ["applets"]
     return [Path(d).expanduser().resolve() for d in dirs]
@@ -150,9 +150,7 @@ def setup(
         os.environ["HANJI_DATA"] = str(data)
         if debug:
             os.environ["HANJI_DEBUG"] = "1"
-        os.environ.setdefault(
-            "DJANGO_SETTINGS_MODULE", os.environ.get("HANJI_SETTINGS") or "hanji.django.settings"
-        )
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", _config.django_settings_module())
         dirs = applet_dirs if applet_dirs is not None else applet_dirs_from_env()
         packages = discover(dirs)
         os.environ["HANJI_INSTALLED_APPLETS"] = ",".join(packages)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hanji._exceptions import HanjiThreadError
 from hanji.notebook import live, schema
 from hanji.notebook._usage import UnknownApplet, UsageError
 from hanji.notebook.client import aget, apost, arequest, get, post, request, site_path
@@ -23,7 +22,6 @@ deactivate = live.deactivate
 endpoint = live.endpoint
 
 __all__ = [
-    "HanjiThreadError",
     "activate",
     "aget",
     "apost",

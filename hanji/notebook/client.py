@@ -219,30 +219,12 @@ def _prepare(base: str, method: str, path: Any, params: Any, data: Any, json: An
 
 
 def _body_producer(body: bytes) -> Any:
-    """Return an IBodyProducer writing ``body`` at once; reactor thread."""
-    from twisted.web.iweb import IBodyProducer
-    from zope.interface import implementer  # type: ignore[import-untyped]
+    """Return an IBodyProducer of ``body`` (Twisted's FileBodyProducer); reactor thread."""
+    from io import BytesIO
 
-    @implementer(IBodyProducer)
-    class _BytesProducer:
-        """Write a small body at once; reactor thread."""
+    from twisted.web.client import FileBodyProducer
 
-        length = len(body)
-
-        def startProducing(self, consumer: Any) -> defer.Deferred[None]:
-            consumer.write(body)
-            return defer.succeed(None)
-
-        def pauseProducing(self) -> None:
-            pass
-
-        def resumeProducing(self) -> None:
-            pass
-
-        def stopProducing(self) -> None:
-            pass
-
-    return _BytesProducer()
+    return FileBodyProducer(BytesIO(body))
 
 
 def _fetch(reactor: Any, prepared: _Prepared) -> defer.Deferred[Response]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -26,52 +25,32 @@ from typing import Any, Callable
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from hanji import _threads
+from hanji import _config, _threads
 from hanji._threads import assert_not_reactor_thread, assert_reactor_thread
 from hanji.notebook._usage import NotLoaded
 
 log = logging.getLogger("hanji.notebook")
 
 REACTOR_THREAD_NAME = "HanjiReactor"
-DEFAULT_PORT = 8899
-DEFAULT_DRAIN_TIMEOUT = 3.0  # below jupyter_client's 5 s before it kills a kernel
-DEFAULT_STALL_MS = 50.0
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name) or default)
-    except ValueError:
-        return default
 
 
 def _with_deadline(
     reactor: Any, f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
     timeout: float | None, what: str,
 ) -> defer.Deferred[Any]:
-    """Call ``f`` and fail its Deferred with TimeoutError after ``timeout`` s; reactor thread."""
+    """Call ``f`` and fail its Deferred with TimeoutError after ``timeout`` s (the
+    work is cancelled); reactor thread."""
     assert_reactor_thread("hanji.notebook.session._with_deadline()")
     d = defer.maybeDeferred(f, *args, **kwargs)
     if timeout is None:
         return d
-    expired: list[bool] = []
 
-    def expire() -> None:
-        expired.append(True)
-        d.cancel()
-
-    timer = reactor.callLater(timeout, expire)
-
-    def explain(result: Any) -> Any:
+    def explain(result: Any, timeout: float) -> Any:
         # Whatever the cancelled work failed with (CancelledError, an Agent's
         # ResponseNeverReceived...), the cause is the deadline: say so.
-        if timer.active():
-            timer.cancel()
-        if expired and isinstance(result, Failure):
-            raise TimeoutError(f"{what} did not finish within {timeout:g} s (timeout={timeout:g}).")
-        return result
+        raise TimeoutError(f"{what} did not finish within {timeout:g} s (timeout={timeout:g}).")
 
-    return d.addBoth(explain)
+    return d.addTimeout(timeout, reactor, onTimeoutCancel=explain)
 
 
 def _name_reactor_thread() -> str:
@@ -108,9 +87,10 @@ class Session:
         self.server: Any = None
         self.running = False
         self.host = "127.0.0.1"
-        self.drain_timeout = _env_float("HANJI_DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT)
+        # Read again from the environment at each start (hanji._config).
+        self.drain_timeout = _config.DEFAULT_NOTEBOOK_DRAIN_TIMEOUT
         # Reactor callbacks blocking longer than this are reported (0: watchdog off).
-        self.stall_threshold_ms = _env_float("HANJI_STALL_MS", DEFAULT_STALL_MS)
+        self.stall_threshold_ms = _config.DEFAULT_STALL_MS
         self.data_dir: Path | None = None
         self.log_path: Path | None = None
         self.on_stop: list[Callable[[], None]] = []  # cell-thread callbacks after a stop
@@ -178,7 +158,9 @@ class Session:
             began = time.perf_counter()
             # Debug mode (wrong-thread guard, tracebacks in 500s) is on in a notebook
             # unless HANJI_DEBUG=0 turns it off.
-            _threads.set_debug(_threads.debug_from_env(True))
+            _threads.set_debug(_config.debug(True))
+            self.drain_timeout = _config.notebook_drain_timeout()
+            self.stall_threshold_ms = _config.stall_ms()
             # Phase 1: the reactor, in crochet's thread (started once per kernel).
             self._start_reactor()
             # Phase 2: Django configured and migrated, here on the cell thread.
@@ -187,7 +169,7 @@ class Session:
             # if taken) and activate the packaged applets there. A restart listens
             # on the port of the previous start.
             if self.server is None:
-                wanted = int(os.environ.get("HANJI_PORT") or DEFAULT_PORT)
+                wanted = _config.port()
                 self.server = self.call(self._build_server, setup, wanted, what="building the Hanji server")
             wanted = self.server.port
             self.call(self.server.start, port_fallback=True, timeout=120.0, what="starting Hanji")
@@ -215,7 +197,7 @@ class Session:
         from hanji.notebook.orm import allow_sync_orm
         from hanji.django import setup as django_setup
 
-        data = Path(os.environ.get("HANJI_DATA") or ".hanji").expanduser().resolve()
+        data = _config.data_dir()
         self.data_dir = data
         self.log_path = _logs.configure(data)
         with allow_sync_orm():
@@ -234,7 +216,7 @@ class Session:
 
         # Always a token, even on loopback: another local user or a web page must
         # not drive this kernel's applets. The notebook client sends it as a header.
-        token = os.environ.get("HANJI_TOKEN", "").strip() or new_token()
+        token = _config.token() or new_token()
         server = HanjiServer(self.reactor, setup, host=self.host, port=port,
                              drain_timeout=self.drain_timeout, token=token,
                              stall_threshold_ms=self.stall_threshold_ms)

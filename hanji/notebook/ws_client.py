@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json as _json
 import logging
-import os
 import sys
 import threading
 import time
@@ -31,14 +30,14 @@ from collections import deque
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit
 
-from hanji._exceptions import WebSocketClosed, WebSocketHandshakeError, WrongThreadError
+from hanji._exceptions import WebSocketClosed, WebSocketHandshakeError, HanjiThreadError
+from hanji import _config
 from hanji._threads import in_reactor_thread
 
 __all__ = ["WebSocketClient", "WebSocketClosed", "WebSocketHandshakeError", "ws"]
 
 log = logging.getLogger("hanji.notebook")
 
-DEFAULT_URL = "http://127.0.0.1:8899"
 _UNSET: Any = object()
 
 Message = Any  # str (text), bytes (binary), or a decoded JSON value with json=True
@@ -56,7 +55,7 @@ def default_base_url() -> str:
     server = _kernel_server()
     if server is not None and getattr(server, "listening_port", None) is not None:
         return str(server.url)
-    return os.environ.get("HANJI_URL") or DEFAULT_URL
+    return _config.client_url()
 
 
 def default_token(base_url: str | None = None) -> str | None:
@@ -68,7 +67,7 @@ def default_token(base_url: str | None = None) -> str | None:
         given = (base_url or own).rstrip("/")
         if given.split("://", 1)[-1] == own.split("://", 1)[-1]:
             return getattr(server, "token", None)
-    return os.environ.get("HANJI_TOKEN") or None
+    return _config.token()
 
 
 def ws_url(applet_id: str, path: str = "", base_url: str | None = None) -> str:
@@ -305,10 +304,10 @@ def ws(applet_id: str, path: str = "", *, base_url: str | None = None, timeout: 
     the default timeout of :meth:`WebSocketClient.receive`. With ``json=True`` text
     messages are decoded as JSON (text that is not JSON stays a str). ``path`` may
     carry a query string. Raise WebSocketHandshakeError if the server refuses the
-    connection, WrongThreadError on the reactor thread (it would wait for itself).
+    connection, HanjiThreadError on the reactor thread (it would wait for itself).
     """
     if in_reactor_thread():
-        raise WrongThreadError(
+        raise HanjiThreadError(
             "hanji.ws() blocks and must not run on the reactor thread; call it from a "
             "cell or a worker thread."
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from twisted.internet import defer, error as net_error
 from twisted.internet.threads import deferToThreadPool
 
+from hanji import _config
 from hanji._threads import assert_reactor_thread
 from hanji.core._context import set_django_pool
 from hanji.django.bridge import wsgi_resource
@@ -51,7 +52,7 @@ class HanjiServer:
         setup: SetupResult,
         *,
         host: str = "127.0.0.1",
-        port: int = 8899,
+        port: int = _config.DEFAULT_PORT,
         django_threads: int = 10,
         django_queue: int = 100,
         drain_timeout: float = 10.0,
@@ -213,7 +214,7 @@ class HanjiServer:
         """Drop the upgraded connections still open (plain twisted.web websockets;
         Hanji's own were closed with 1001 when their applets stopped); reactor thread."""
         for channel in list(self.site.upgraded):
-            transport = channel.transport
+            transport: Any = channel.transport
             if transport is not None:
                 transport.loseConnection()
 

@@ -42,13 +42,13 @@ from typing import Any, Callable, Sequence
 
 from twisted.python import threadable
 
-from hanji import _compat
+from hanji import _compat, _config
 from hanji import _errorlog as _errors
 
 log = logging.getLogger("hanji.watchdog")
 
 THREAD_NAME = "HanjiWatchdog"
-DEFAULT_THRESHOLD_MS = 50.0
+DEFAULT_THRESHOLD_MS = _config.DEFAULT_STALL_MS
 
 # The reactor waiting for I/O: its innermost frame is one of these (in twisted).
 _WAITING = frozenset({"doPoll", "doSelect", "doKEvent", "doIteration", "_doIteration", "doWaitForMultipleEvents"})

@@ -54,14 +54,14 @@ def test_applet_dirs_from_hanji_applets(tmp_path, monkeypatch):
 
 
 def test_reactor_only_functions_refuse_other_threads_in_debug():
-    """In debug mode a reactor-thread function called from another thread raises WrongThreadError."""
+    """In debug mode a reactor-thread function called from another thread raises HanjiThreadError."""
     from hanji import _threads
-    from hanji._exceptions import WrongThreadError
+    from hanji._exceptions import HanjiThreadError
     from hanji.server.registry import Registry
 
     _threads.set_debug(True)
     try:
-        with pytest.raises(WrongThreadError, match="must run on the reactor thread"):
+        with pytest.raises(HanjiThreadError, match="must run on the reactor thread"):
             Registry().remove("x")
     finally:
         _threads.set_debug(False)
@@ -74,7 +74,8 @@ def test_public_names():
 
     assert hanji.__all__ == sorted(hanji.__all__)
     assert hanji.__all__ == [
-        "HanjiThreadError", "activate", "aget", "apost", "applets", "arequest", "deactivate", "endpoint", "errors", "get",
+        "AppletActivationError", "AppletNotFound", "HTTPStatusError", "HanjiError", "HanjiThreadError",
+        "ServerNotRunning", "WebSocketClosed", "WebSocketHandshakeError", "activate", "aget", "apost", "applets", "arequest", "deactivate", "endpoint", "errors", "get",
         "load_ipython_extension", "migrate", "post", "request", "routes", "show", "status",
         "unload_ipython_extension", "url", "ws",
     ]

@@ -420,9 +420,9 @@ def test_broadcast_from_another_thread(server: Any) -> None:
 
 
 def test_connections_refuses_other_threads_in_debug_mode() -> None:
-    """In debug mode, connections() called off the reactor thread raises WrongThreadError."""
+    """In debug mode, connections() called off the reactor thread raises HanjiThreadError."""
     from hanji import _threads
-    from hanji._exceptions import WrongThreadError
+    from hanji._exceptions import HanjiThreadError
     from hanji.core.utils import TwAppletWebSocket
 
     class Probe(TwAppletWebSocket):
@@ -444,7 +444,7 @@ def test_connections_refuses_other_threads_in_debug_mode() -> None:
         thread.join(WAIT)
     finally:
         _threads.set_debug(was)
-    assert len(raised) == 1 and isinstance(raised[0], WrongThreadError), raised
+    assert len(raised) == 1 and isinstance(raised[0], HanjiThreadError), raised
     assert "Probe.connections() must run on the reactor thread" in str(raised[0])
 
 

@@ -285,7 +285,7 @@ class HanjiChannel(http.HTTPChannel):
             started = self._head_started if self._head_started is not None else time.monotonic()
             self._head_started = started
             left = max(0.0, started + timeout - time.monotonic())
-            self._head_timer = self.callLater(left, self._head_too_slow, timeout)
+            self._head_timer = self.callLater(left, lambda: self._head_too_slow(timeout))
 
     def _head_too_slow(self, timeout: float) -> None:
         self._head_timer = None
@@ -296,7 +296,7 @@ class HanjiChannel(http.HTTPChannel):
         window, rate = self.limits.body_timeout, self.limits.body_min_rate
         if window and rate:
             self._window_start = self._body_bytes
-            self._body_timer = self.callLater(window, self._check_body_rate, window, rate)
+            self._body_timer = self.callLater(window, lambda: self._check_body_rate(window, rate))
 
     def _check_body_rate(self, window: float, rate: int) -> None:
         self._body_timer = None

@@ -121,11 +121,11 @@ def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
     where = _where(resource, request)
     text = failure.getTraceback()
     _errors.report_failure(applet_id, where, text, f"{where} failed")
-    message = (f"applet '{applet_id}' failed in {where}.\n"
-               f"The traceback is in the server log (logger hanji.applet.{applet_id}).")
+    reason = (f"applet '{applet_id}' failed in {where}.\n"
+              f"The traceback is in the server log (logger hanji.applet.{applet_id}).")
     if _threads.debug_enabled():
-        message += "\n\n" + text
-    return answers.answer(request, http.INTERNAL_SERVER_ERROR, message)
+        reason += "\n\n" + text
+    return answers.answer(request, http.INTERNAL_SERVER_ERROR, reason)
 
 
 def deliver(request: Any, resource: Any, result: Any) -> Any:

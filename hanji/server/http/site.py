@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 from urllib.parse import unquote_to_bytes
 
 from twisted.web import http, resource, server
@@ -188,11 +188,13 @@ class HanjiSite(server.Site):
         """Return why a request whose head just arrived, with a body to come, is
         refused at once (a foreign Host, no access token), or None; reactor thread, no
         side effects."""
-        hanji = getattr(self.resource, "hanji", None)
-        refused = access.host_refusal(request, getattr(hanji, "allowed_hosts", None))
+        hanji = self.server
+        if hanji is None:
+            return None
+        refused = access.host_refusal(request, hanji.allowed_hosts)
         if refused is not None:
             return refused
-        token = getattr(hanji, "token", None)
+        token = hanji.token
         if token is None:
             return None
         segments = [unquote_to_bytes(p) for p in uri.split(b"?", 1)[0][1:].split(b"/")]
@@ -227,7 +229,7 @@ def build_site(hanji_server: HanjiServer, access_log: str | None = None,
     ``access_log`` names one, and ``limits`` (the defaults if None); reactor thread."""
     from hanji.server.http.routing import HanjiRoot
 
-    site = HanjiSite(HanjiRoot(hanji_server), access_log, limits)
+    site = HanjiSite(cast(resource.IResource, HanjiRoot(hanji_server)), access_log, limits)
     site.server = hanji_server
     site.displayTracebacks = False
     return site

@@ -21,11 +21,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import os
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from hanji import _config
 from hanji.server.http.answers import Answer, forbidden
 
 # How the request proved it knows the token (request.hanji_auth); the CSRF check
@@ -54,7 +54,7 @@ def choose_token(host: str, no_token: bool = False) -> str | None:
     """
     if no_token:
         return None
-    fixed = os.environ.get("HANJI_TOKEN", "").strip()
+    fixed = _config.token()
     if fixed:
         return fixed
     return None if is_loopback(host) else new_token()
