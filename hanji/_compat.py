@@ -3,7 +3,7 @@
 Hanji uses public APIs wherever one exists. The few private attributes it still
 needs are reached here, and only here, each with the version it was checked
 against and why no public API does the job. :func:`missing` lists any that an
-upgrade removed; ``tests/unit/test_compat.py`` fails naming them, so an upgrade
+upgrade removed; ``tests/server/test_architecture.py`` fails naming them, so an upgrade
 breaks one test with a clear message instead of a server at run time.
 
 Checked against Twisted 26.10.0, wsproto 1.3.2, Django 5.2.19 and IPython 9.18.1.

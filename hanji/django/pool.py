@@ -19,7 +19,7 @@ fails with :class:`~hanji._exceptions.DjangoPoolFull`. The applets' own hooks
 (``on_activate``...) are never refused.
 
 The pool counts its jobs itself (submitted, not yet returned), so that the drain
-can be told the moment the count reaches zero (:attr:`DjangoPool.on_job_done`)
+can be told the moment the count reaches zero (:attr:`DjangoPool.job_watchers`)
 instead of polling.
 """
 
@@ -74,9 +74,9 @@ class DjangoPool(ThreadPool):
     """The Django worker pool, with ``size`` workers and room for ``queue`` waiting
     jobs; start and stop it from the reactor thread.
 
-    ``on_job_done``, when set (by a drain), is called with the reactor's
-    ``callFromThread`` each time a job returns; unset it costs one attribute test
-    per job.
+    Each ``(reactor, f)`` in ``job_watchers`` (a drain adds itself) gets ``f``
+    called with ``reactor.callFromThread`` each time a job returns; with none it
+    costs one test of an empty list per job.
     """
 
     threadFactory = staticmethod(_django_thread)  # type: ignore[assignment]
@@ -88,7 +88,8 @@ class DjangoPool(ThreadPool):
         self.queue = queue
         self._jobs = 0  # submitted and not returned; under _count_lock
         self._count_lock = threading.Lock()
-        self.on_job_done: tuple[Any, Callable[[], Any]] | None = None  # (reactor, callable)
+        # (reactor, callable) pairs; changed on the reactor thread, read by workers.
+        self.job_watchers: list[tuple[Any, Callable[[], Any]]] = []
 
     def callInThreadWithCallback(self, onResult: Any, func: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Queue ``func`` as a Django job (connections cleaned around it); any thread."""
@@ -108,10 +109,9 @@ class DjangoPool(ThreadPool):
         finally:
             with self._count_lock:
                 self._jobs -= 1
-            watcher = self.on_job_done
-            if watcher is not None:
-                reactor, done = watcher
-                reactor.callFromThread(done)
+            if self.job_watchers:
+                for reactor, done in tuple(self.job_watchers):
+                    reactor.callFromThread(done)
 
     def busy(self) -> int:
         """Return how many jobs run or wait in the pool (any thread)."""

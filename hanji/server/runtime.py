@@ -191,8 +191,8 @@ class HanjiServer:
         def finish(left: int) -> None:
             if done.called:
                 return
-            site.on_request_done = None
-            pool.on_job_done = None
+            site.request_watchers.remove(check)
+            pool.job_watchers.remove(job_watcher)
             if timer.active():
                 timer.cancel()
             if left:
@@ -205,8 +205,9 @@ class HanjiServer:
 
         timer = self.reactor.callLater(self.drain_timeout if timeout is None else timeout,
                                        lambda: finish(self.in_flight()))
-        site.on_request_done = check
-        pool.on_job_done = (self.reactor, check)
+        job_watcher = (self.reactor, check)
+        site.request_watchers.append(check)
+        pool.job_watchers.append(job_watcher)
         check()
         return done
 

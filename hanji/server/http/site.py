@@ -93,8 +93,8 @@ class HanjiRequest(server.Request):
         site, self._site = self._site, None
         if site is not None:
             site.in_flight.discard(self)
-            if site.on_request_done is not None:
-                site.on_request_done()
+            for watcher in list(site.request_watchers):
+                watcher()
 
     def handleContentChunk(self, data: bytes) -> None:
         """Keep a piece of the body unless it takes the body past its limit (then
@@ -154,8 +154,8 @@ class HanjiSite(server.Site):
         self.server: HanjiServer | None = None
         # Connections upgraded to another protocol (websockets), wherever mounted.
         self.upgraded: weakref.WeakSet[HanjiChannel] = weakref.WeakSet()
-        # Called when a request stops being in flight (set by a drain), else None.
-        self.on_request_done: Callable[[], None] | None = None
+        # Called when a request stops being in flight (drains add themselves).
+        self.request_watchers: list[Callable[[], None]] = []
 
     def protocol(self) -> HanjiChannel:  # type: ignore[override]
         """Build the channel of one connection, with this site's limits; reactor thread."""
