@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit
+
+from support.polling import WaitTimeout, wait_until
+from support.server import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -66,13 +69,6 @@ def choose_cores() -> Cores:
 # -- processes ----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """Return a TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def proc_cpu_seconds(pid: int) -> float:
     """Return user + system CPU seconds used so far by process ``pid`` (all threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -90,7 +86,9 @@ def proc_threads(pid: int) -> int:
 
 
 class Server:
-    """One server process, started pinned, stopped by its own pid."""
+    """One server process, started pinned, stopped by its own pid. Ready once GET
+    ``ready_path`` answers 200, or, with ``ready_file`` (Hanji's ``--ready-file``), once
+    the server wrote it (tests/support/server.py); its URL then gives the port."""
 
     _count = 0
 
@@ -104,8 +102,7 @@ class Server:
         ready_path: str,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
-        url_pattern: str | None = None,
-        ready_log: str | None = None,
+        ready_file: Path | None = None,
     ) -> None:
         self.name = name
         self.cmd = [*cores.prefix(cores.server), *cmd]
@@ -113,8 +110,7 @@ class Server:
         self.ready_path = ready_path
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         self.cwd = cwd or ROOT
-        self.url_pattern = url_pattern
-        self.ready_log = ready_log
+        self.ready_file = ready_file
         Server._count += 1
         self.log_path = RAW / "servers" / f"{Server._count:02d}-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -137,29 +133,40 @@ class Server:
             return ""
 
     def start(self, timeout: float = 60.0) -> Server:
-        """Start the process and wait until ``ready_path`` answers 200."""
+        """Start the process and wait until it is ready; raise RuntimeError, with the
+        end of its log, if it exits or times out first."""
         t0 = time.monotonic()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
+        if self.ready_file is not None:
+            self.ready_file.unlink(missing_ok=True)  # an earlier run's, with an old port
         self.proc = subprocess.Popen(
             self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd
         )
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-            text = self.log_text() if (self.url_pattern or self.ready_log) else ""
-            if self.port is None and self.url_pattern:
-                m = re.search(self.url_pattern, text)
-                if m:
-                    self.port = int(m.group(1))
-            if self.port is not None and (self.ready_log is None or self.ready_log in text):
-                if http_status(self.base + self.ready_path, timeout=2) == 200:
-                    self.start_seconds = time.monotonic() - t0
-                    return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.name} was not ready within {timeout}s:\n{self.log_text()[-3000:]}")
+        try:
+            if self.ready_file is not None:
+                self.port = urlsplit(wait_ready(self.ready_file, self.proc, self._log_tail, timeout).url).port
+            else:
+                wait_until(self._answers, timeout, "not ready")
+        except WaitTimeout:
+            self.stop()
+            raise RuntimeError(f"{self.name} was not ready within {timeout}s:\n{self._log_tail()}") from None
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _log_tail(self) -> str:
+        """Return the end of the server's log, for error messages."""
+        return self.log_text()[-3000:]
+
+    def _answers(self) -> bool:
+        """Return True once GET ``ready_path`` answers 200; raise if the process exited."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self._log_tail()}")
+        return http_status(self.base + self.ready_path, timeout=2) == 200
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

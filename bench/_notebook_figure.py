@@ -11,12 +11,12 @@ import json
 import os
 import shutil
 import subprocess
-import textwrap
 import time
 from typing import Any
 
 import _servers as S
-from _harness import RAW, Cores, fmt, free_port, median
+from _harness import RAW, Cores, fmt, median
+from support.net import free_port
 from _report import Report
 
 KERNELS = 3  # fresh kernels, each timing one %load_ext

@@ -6,7 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
-from _harness import BENCH, PYTHON, RAW, ROOT, Cores, Server, free_port
+from _harness import BENCH, PYTHON, RAW, ROOT, Cores, Server
+from support.net import free_port
+from support.server import serve_arguments
 
 APPLETS = BENCH / "applets"
 SERVERS = BENCH / "servers"
@@ -38,16 +40,13 @@ def hanji(cores: Cores, tag: str = "hanji", *, patches: str = "", threads: int =
     """``hanji serve`` with bench/applets, as a user runs it. ``patches`` (comma
     separated names from servers/hanji_patched.py) runs it with proposed fixes applied."""
     data = _fresh_dir(f"data-{tag}")
-    args = ["serve", "--port", "0", "--applets", str(APPLETS), "--data", str(data),
-            "--django-threads", str(threads)]
+    ready_file = RAW / f"ready-{tag}.json"
+    args = serve_arguments([APPLETS], data, ready_file, ["--django-threads", str(threads)])
     if patches:
         cmd = [PYTHON, str(SERVERS / "hanji_patched.py"), patches, *args]
     else:
         cmd = [PYTHON, "-m", "hanji", *args]
-    return Server(
-        tag, cmd, cores=cores, port=None, ready_path=RES_PATH, cwd=data,
-        url_pattern=r"Hanji serves http://127\.0\.0\.1:(\d+)/", ready_log="Applet activation finished",
-    )
+    return Server(tag, cmd, cores=cores, port=None, ready_path=RES_PATH, cwd=data, ready_file=ready_file)
 
 
 def bare_twisted(cores: Cores) -> Server:

@@ -10,8 +10,9 @@ import time
 from typing import Any, Callable
 
 import _servers as S
-from _harness import BENCH, PYTHON, RAW, Cores, Server, fmt, free_port, median, pair_ratios, proc_cpu_seconds, proc_rss_kb
+from _harness import BENCH, PYTHON, RAW, Cores, Server, fmt, median, pair_ratios, proc_cpu_seconds, proc_rss_kb
 from _report import Report
+from support.net import free_port
 
 ECHO_N = 2000
 FANOUT_CONNS = 1000

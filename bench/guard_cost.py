@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,26 +27,13 @@ import time
 import timeit
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-APPLETS = ROOT / "bench" / "applets"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the support shared with the tests
+
+from support.server import ServerProcess  # noqa: E402
+
+APPLETS = Path(__file__).resolve().parent / "applets"
 RES = "/res/benchapp/hello"
 SETUPS = {"default": [], "no-watchdog": ["--stall-threshold", "0"], "debug": ["--debug"]}
-
-
-def start(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    data = Path(tempfile.mkdtemp(prefix="guard-cost-"))
-    err = open(data / "stderr", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "hanji", "serve", "--port", "0", "--applets", str(APPLETS),
-                             "--data", str(data), *args], stdout=subprocess.DEVNULL, stderr=err, cwd=data)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        log = (data / "stderr").read_text(errors="replace")
-        match = re.search(r"Hanji serves (http://\S+?)/  ", log)
-        if match and "Applet activation finished" in log:
-            return proc, match.group(1)
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"hanji serve did not start:\n{log}")
 
 
 def process_counters(pid: int) -> tuple[float, int]:
@@ -68,18 +54,17 @@ def process_counters(pid: int) -> tuple[float, int]:
 
 
 def measure(name: str, seconds: float) -> dict[str, float]:
-    proc, url = start(SETUPS[name])
+    server = ServerProcess(Path(tempfile.mkdtemp(prefix="guard-cost-")), [APPLETS], SETUPS[name])
     try:
         time.sleep(2.0)  # let start-up settle
-        cpu0, sw0 = process_counters(proc.pid)
+        cpu0, sw0 = process_counters(server.pid)
         time.sleep(seconds)
-        cpu1, sw1 = process_counters(proc.pid)
-        out = subprocess.run(["wrk", "-t", "1", "-c", "20", "-d", f"{seconds:g}s", url + RES],
+        cpu1, sw1 = process_counters(server.pid)
+        out = subprocess.run(["wrk", "-t", "1", "-c", "20", "-d", f"{seconds:g}s", server.url + RES],
                              capture_output=True, text=True, check=True).stdout
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        server.stop()
     return {"rps": rps, "idle_cpu_ms_per_s": (cpu1 - cpu0) * 1000 / seconds,
             "idle_switches_per_s": (sw1 - sw0) / seconds}
 

@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# bench/ for the harness modules, tests/ for the support code shared with the tests.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
 
 import _servers as S  # noqa: E402
 from _harness import RAW, choose_cores  # noqa: E402

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# bench/ for the harness modules, tests/ for the support code shared with the tests.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent / "tests")]
 
 import _http_figures as http_figs  # noqa: E402
 import _servers as S  # noqa: E402

@@ -35,25 +35,24 @@ import argparse
 import collections
 import http.client
 import json
-import os
 import random
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlencode, urlsplit
 
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-ROOT = Path(__file__).resolve().parent.parent
-APPLETS = ROOT / "applets"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the support shared with the tests
+
+from support.paths import APPLETS, ROOT  # noqa: E402
+from support.server import ServerProcess  # noqa: E402
+
 TIMEOUT = 30.0  # seconds: a hang guard per request, never a measured limit
 MB = 1024 * 1024
 
@@ -65,57 +64,12 @@ class Failure(Exception):
 # -- the server ----------------------------------------------------------------------------
 
 
-class SoakServer:
-    """``hanji serve`` of the example applets in a temporary data directory."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.log_path = workdir / "server.log"
-        self._log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "hanji", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--applets", str(APPLETS), "--data", str(workdir / "data")]
-        env = dict(os.environ, HANJI_ECHO_PORT="0", PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        self.url = self._wait_ready()
-        self.port = int(urlsplit(self.url).port or 0)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def _wait_ready(self, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log()
-            match = re.search(r"Hanji serves (http://127\.0\.0\.1:\d+)/", text)
-            if match and "Applet activation finished" in text:
-                return match.group(1)
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"hanji serve exited with {self.proc.returncode}:\n{text[-3000:]}")
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"hanji serve was not ready within {timeout}s:\n{self.log()[-3000:]}")
-
-    def rss_bytes(self) -> int:
-        """Return the server's resident set size (VmRSS) in bytes."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS line")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int | None:
-        """SIGTERM this server (its own pid only), SIGKILL after 30 s; return its code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-        return self.proc.returncode
+def rss_bytes(pid: int) -> int:
+    """Return the resident set size (VmRSS) of process ``pid`` in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS line")
 
 
 # -- bookkeeping ---------------------------------------------------------------------------
@@ -157,9 +111,10 @@ NOTES_PER_CLIENT = 10
 class HttpClient:
     """One keep-alive connection cycling through the HTTP operations."""
 
-    def __init__(self, server: SoakServer, tally: Tally, index: int) -> None:
+    def __init__(self, server: ServerProcess, tally: Tally, index: int) -> None:
         self.server, self.tally, self.index = server, tally, index
         self.origin = server.url
+        self.port = urlsplit(server.url).port
         self.conn: http.client.HTTPConnection | None = None
         self.cookie = ""
         self.form_token = ""
@@ -168,7 +123,7 @@ class HttpClient:
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
         if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=TIMEOUT)
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
         try:
             self.conn.request(method, path, body=body, headers=headers or {})
             resp = self.conn.getresponse()
@@ -290,14 +245,15 @@ class HttpClient:
 # -- websocket load ------------------------------------------------------------------------
 
 
-def ws_connect(server: SoakServer, path: str) -> ClientConnection:
-    url = "ws://127.0.0.1:%d%s" % (server.port, path)
+def ws_connect(server: ServerProcess, path: str) -> ClientConnection:
+    """Open a websocket to ``path`` on ``server``."""
+    url = "ws" + server.url[len("http"):] + path
     # Entering the context gives the connection on every websockets version (>= 13),
     # without the "use a context manager" warning of version 17.
     return connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, compression=None, max_size=None).__enter__()
 
 
-def echo_client(server: SoakServer, tally: Tally, index: int, deadline: float) -> None:
+def echo_client(server: ServerProcess, tally: Tally, index: int, deadline: float) -> None:
     """Send text and binary messages to /ws/echo/echo and check every echo."""
     rng = random.Random(index)
     ws: ClientConnection | None = None
@@ -328,7 +284,7 @@ def echo_client(server: SoakServer, tally: Tally, index: int, deadline: float) -
         ws.close()
 
 
-def chat_client(server: SoakServer, tally: Tally, deadline: float) -> None:
+def chat_client(server: ServerProcess, tally: Tally, deadline: float) -> None:
     """Say something on /ws/chat/room and wait for its broadcast; reconnect every 50."""
     ws: ClientConnection | None = None
     said = 0
@@ -383,13 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="hanji-soak-"))
     tally = Tally()
     try:
-        server = SoakServer(workdir)
+        server = ServerProcess(workdir, [APPLETS], ["--host", "127.0.0.1"])
     except RuntimeError as exc:
         print(f"soak: FAIL: the server did not start: {exc}", flush=True)
         return 1
-    print(f"soak: {server.url} (pid {server.proc.pid}), {args.seconds:.0f} s of load, warm-up {warmup:.0f} s, "
+    print(f"soak: {server.url} (pid {server.pid}), {args.seconds:.0f} s of load, warm-up {warmup:.0f} s, "
           f"{args.http_clients} HTTP clients, {args.ws_clients} websocket echo clients, {args.chat_clients} chat clients", flush=True)
-    rss = {"start": server.rss_bytes()}
+    rss = {"start": rss_bytes(server.pid)}
     samples: list[tuple[float, int]] = []
     t0 = time.monotonic()
     deadline = t0 + args.seconds
@@ -408,18 +364,21 @@ def main(argv: list[str] | None = None) -> int:
             if not server.alive():
                 break
             now = time.monotonic() - t0
-            samples.append((now, server.rss_bytes()))
+            samples.append((now, rss_bytes(server.pid)))
             if "warm" not in rss and now >= warmup:
                 rss["warm"] = samples[-1][1]
         for t in threads:
             t.join(TIMEOUT * 2)
         alive = server.alive()
         if alive:
-            rss["end"] = server.rss_bytes()
+            rss["end"] = rss_bytes(server.pid)
     finally:
-        code = server.stop()
+        try:
+            code, stopped = server.stop(), True
+        except AssertionError:  # it did not exit within 30 s of SIGTERM and was killed
+            code, stopped = server.proc.returncode, False
     elapsed = time.monotonic() - t0
-    log = server.log()
+    log = server.log
     tracebacks = log.count("Traceback (most recent call last)")
     stuck = [t.name for t in threads if t.is_alive()]
 
@@ -434,9 +393,11 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"{tracebacks} tracebacks in the server log")
     if not alive:
         problems.append(f"the server died (exit code {code})")
+    if alive and not stopped:
+        problems.append("the server did not stop within 30 s of SIGTERM (killed)")
     if stuck:
         problems.append(f"client threads still running: {', '.join(stuck)}")
-    print(f"soak: errors: {total_err + tracebacks + (not alive) + len(stuck)}", flush=True)
+    print(f"soak: errors: {total_err + tracebacks + (not alive) + (alive and not stopped) + len(stuck)}", flush=True)
     for line in tally.examples:
         print(f"soak:   {line}", flush=True)
     if tracebacks:
@@ -459,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if problems:
         print("soak: FAIL: " + "; ".join(problems), flush=True)
-        print(f"soak: server log kept in {server.log_path}", flush=True)
+        print(f"soak: server log kept in {server.stderr_path}", flush=True)
         return 1
     shutil.rmtree(workdir, ignore_errors=True)
     print("soak: PASS: zero errors, flat memory", flush=True)

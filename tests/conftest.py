@@ -1,4 +1,5 @@
-"""Shared fixtures: a real ``hanji serve`` process on an ephemeral port."""
+"""Shared fixtures: a real ``hanji serve`` process on an ephemeral port (tests/support/server.py)
+and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from server_process import APPLETS, TEST_APPLETS, ServerProcess
+from support.paths import APPLETS, TEST_APPLETS
+from support.server import ServerProcess
 
 # Debug mode (thread checks, tracebacks in 500 pages) is on in the tests, as in a
 # notebook: every `hanji serve` and kernel started here inherits it. A test of the
@@ -44,14 +46,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[Any]:
-    """A throwaway PostgreSQL server for the session (tests/postgres_cluster.py).
+    """A throwaway PostgreSQL server for the session (tests/support/postgres_cluster.py).
 
     It fails, not skips, when PostgreSQL cannot start; ``HANJI_TEST_POSTGRES=0``
     skips the PostgreSQL variants explicitly.
     """
     if os.environ.get("HANJI_TEST_POSTGRES", "1") in ("0", "false", "no"):
         pytest.skip("PostgreSQL variants disabled by HANJI_TEST_POSTGRES=0")
-    from postgres_cluster import Cluster
+    from support.postgres_cluster import Cluster
 
     cluster = Cluster()
     yield cluster

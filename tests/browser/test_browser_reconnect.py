@@ -1,7 +1,7 @@
 """``hanji.connect`` in a real browser: reconnection with back-off after the server ends a connection.
 
 The page is ``/res/wstest/blank`` (hanji.js and nothing else); the endpoints are ``/ws/wstest/drop``
-(an echo the server ends on request, see tests/applets/wstest) and ``/ws/wstest/refuse`` (every
+(an echo the server ends on request, see tests/applets/common/wstest) and ``/ws/wstest/refuse`` (every
 handshake refused with 403). In the page, ``window.log`` collects what the connection's hooks saw and
 ``window.delays`` every delay hanji.js asks of ``setTimeout``, so the back-off is checked on the
 delays it chose rather than by timing the browser.

@@ -1,4 +1,4 @@
-"""Fixtures of the notebook tests: real kernels (see :mod:`kernels`)."""
+"""Fixtures of the notebook tests: real kernels (see tests/support/kernels.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from kernels import APPLETS, NOTEBOOKS, ROOT, Kernel
-
-TEST_APPLETS = ROOT / "tests" / "applets"
+from support.kernels import Kernel
+from support.paths import APPLETS, NOTEBOOKS, ROOT, TEST_APPLETS
 
 __all__ = ["APPLETS", "NOTEBOOKS", "ROOT", "TEST_APPLETS", "Kernel"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kernels import Kernel, open_url
+from support.kernels import Kernel, open_url
 
 ECHO_BACK = """
 import json

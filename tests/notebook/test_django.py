@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernels import Kernel
+from support.kernels import Kernel
 
 INVENTORY_V1 = """
 from django.db import models

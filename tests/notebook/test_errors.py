@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from kernels import ROOT, Kernel, open_url
+from support.kernels import Kernel, open_url
+from support.paths import BROKEN_APPLETS
 
 PRELUDE = """
 from twisted.internet import defer, reactor
@@ -132,7 +132,7 @@ def test_clear_forgets_recorded_errors(kernel: Kernel) -> None:
 
 def test_broken_packages_are_reported_at_load_and_healthy_ones_serve(new_kernel) -> None:  # type: ignore[no-untyped-def]
     """Applet packages that fail to import or activate are shown under %load_ext; the healthy one serves."""
-    kernel = new_kernel(applets=Path(ROOT / "tests" / "applets_broken"))
+    kernel = new_kernel(applets=BROKEN_APPLETS)
     result = kernel.ok("%load_ext hanji\nimport hanji")
     assert "1 applet active, 2 failed (see the errors below)" in result.text
     assert "ImportError: broken_import is broken on purpose" in result.stderr

@@ -9,7 +9,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from kernels import APPLETS, Kernel, port_is_free
+from support.kernels import Kernel
+from support.net import port_is_free
+from support.paths import APPLETS
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernels import Kernel
+from support.kernels import Kernel
 
 PRELUDE = """
 import threading, time

@@ -10,7 +10,9 @@ import urllib.error
 
 import pytest
 
-from kernels import Kernel, free_port, open_url, port_is_free
+from support.kernels import Kernel, open_url
+from support.net import free_port, port_is_free
+from support.polling import wait_until
 
 COUNTER = """
 from hanji.core.applet import Applet, WebUI
@@ -138,13 +140,17 @@ def test_swap_runs_old_on_deactivate_and_closes_its_port(kernel: Kernel) -> None
 
 
 def _read_greeting(port: int) -> bytes:
-    for _ in range(100):
+    """Return what the listener on ``port`` sends first, retrying while nothing listens
+    (callFromThread has not run listenTCP yet); fail after 5 s."""
+
+    def greeting() -> tuple[bytes] | None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-                return conn.recv(100)
+                return (conn.recv(100),)
         except ConnectionRefusedError:
-            threading.Event().wait(0.05)  # callFromThread has not run listenTCP yet
-    raise AssertionError(f"nothing listens on {port}")
+            return None
+
+    return wait_until(greeting, 5, f"nothing listens on {port}")[0]
 
 
 def test_hot_swap_under_concurrent_load_never_404_or_5xx(kernel: Kernel) -> None:

@@ -6,7 +6,7 @@ import re
 import urllib.error
 import urllib.request
 
-from kernels import Kernel
+from support.kernels import Kernel
 
 WHO_ASKS = """
 from hanji.core.applet import Applet, WebUI

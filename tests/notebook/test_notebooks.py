@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from kernels import NOTEBOOKS
+from support.paths import NOTEBOOKS
 
 
 def _execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kernels import ROOT
+from support.paths import ROOT
 
 
 def readme_jupyter_example() -> str:

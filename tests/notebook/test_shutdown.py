@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 import urllib.error
 from typing import Any
 
 import pytest
 
-from kernels import Kernel, open_url, port_is_free
+from support.kernels import Kernel, open_url
+from support.net import port_is_free
+from support.polling import wait_until
 
 STUCK_VIEW = """
 import threading
@@ -61,22 +62,15 @@ def _start_stuck_request(kernel: Kernel, saturate: bool = False) -> None:
 
 def _wait_in_kernel(kernel: Kernel, condition: str, limit: float = 30.0) -> None:
     """Poll ``condition`` in the kernel until it holds; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while not kernel.value(condition):
-        assert time.monotonic() < deadline, f"never true in the kernel: {condition}"
-        time.sleep(0.05)
+    wait_until(lambda: kernel.value(condition), limit, f"never true in the kernel: {condition}")
 
 
-def _wait_exit(kernel: Kernel, limit: float = 60.0) -> int | None:
-    """Wait for the kernel process to end by itself; return its exit code (None if it did not)."""
+def _wait_exit(kernel: Kernel, limit: float = 60.0) -> int:
+    """Wait for the kernel process to end by itself and return its exit code; fail
+    ("the kernel hung on shutdown") after ``limit`` seconds."""
     process: Any = kernel.km.provisioner.process  # type: ignore[union-attr]
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        code = process.poll()
-        if code is not None:
-            return int(code)
-        time.sleep(0.1)
-    return None
+    wait_until(lambda: process.poll() is not None, limit, "the kernel hung on shutdown", interval=0.1)
+    return int(process.poll())
 
 
 @pytest.mark.parametrize("saturate", [False, True], ids=["one-stuck-view", "saturated-pool"])
@@ -86,7 +80,7 @@ def test_kernel_shutdown_with_a_django_request_in_flight_exits(new_kernel: Any, 
     _start_stuck_request(kernel, saturate)
     kernel.kc.shutdown()
     code = _wait_exit(kernel)
-    assert code == 0, "the kernel hung on shutdown" if code is None else f"exit code {code}"
+    assert code == 0, f"exit code {code}"
     assert (kernel.data.parent / "deactivated.txt").read_text() == "on_deactivate ran"
 
 

@@ -9,8 +9,14 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import crochet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support
+
+from support.net import can_connect  # noqa: E402
+from support.polling import wait_until  # noqa: E402
 
 crochet.setup()
 
@@ -20,14 +26,6 @@ from hanji.core.applet import Applet  # noqa: E402
 from hanji.django import setup as django_setup  # noqa: E402
 from hanji.server.registry import load_package  # noqa: E402
 from hanji.server.runtime import HanjiServer  # noqa: E402
-
-
-def can_connect(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return True
-    except OSError:
-        return False
 
 
 @crochet.wait_for(timeout=60)
@@ -69,9 +67,7 @@ def sleepy_in_flight():
     return any(r.path == b"/res/contract/sleepy" for r in server.site.in_flight)
 
 
-deadline = time.monotonic() + 10
-while not on_reactor(sleepy_in_flight) and time.monotonic() < deadline:
-    time.sleep(0.02)
+wait_until(lambda: on_reactor(sleepy_in_flight), 10, "the sleepy request in flight", interval=0.02)
 result["in_flight_at_swap"] = on_reactor(sleepy_in_flight)  # waiting in the old instance's resource
 old = server.registry.get("contract").applet
 contract_pkg = server.registry.get("contract")
@@ -117,11 +113,8 @@ record = server.registry.get("slow_starter")
 result["slow_state"] = record.state
 # The caller does not wait for the worker (the swap lock is free at once), but what
 # on_activate opened is closed when it returns.
-deadline = time.monotonic() + 20
-while not hasattr(record.applet, "port") and time.monotonic() < deadline:
-    time.sleep(0.05)
-while can_connect(record.applet.port) and time.monotonic() < deadline:
-    time.sleep(0.05)
+wait_until(lambda: hasattr(record.applet, "port"), 20, "on_activate of slow_starter opened its port")
+wait_until(lambda: not can_connect(record.applet.port), 20, "the port of slow_starter closed")
 result["slow_ports_left"] = [p for p in [record.applet.port] if can_connect(p)]
 
 on_reactor(server.shutdown, 5)

@@ -10,6 +10,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from support.polling import wait_until
+
 HELLO = "/res/hello_world/path_to_my_resource"
 # One route of each kind: a Twisted resource, an applet's static file, a Django view
 # (the home page and an applet's urls.py), and Hanji's own assets (always open).
@@ -20,7 +22,8 @@ OPEN = ["/static/hanji/hanji.js", "/favicon.ico"]
 @pytest.fixture(scope="module")
 def public(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A server bound to 0.0.0.0, which must therefore generate a token."""
-    from server_process import APPLETS, TEST_APPLETS, ServerProcess
+    from support.paths import APPLETS, TEST_APPLETS
+    from support.server import ServerProcess
 
     proc = ServerProcess(tmp_path_factory.mktemp("public-server"), [APPLETS, TEST_APPLETS], ["--host", "0.0.0.0"])
     yield proc
@@ -70,7 +73,7 @@ def test_a_body_without_the_token_is_refused_before_it_is_read(public: Any) -> N
     """A request announcing a body but no token gets its 403 as soon as its head has
     arrived: the server neither reads nor buffers the body first. With the token in
     the header, the same head is read on (here a 413 from the resource's own limit)."""
-    from _raw_http import connect, read_answer, read_to_eof
+    from support.http import connect, read_answer, read_to_eof
 
     for path in ("/res/echo/info", "/applets/notes/"):
         with connect(public) as sock:
@@ -128,7 +131,7 @@ def test_query_token_sets_a_cookie_that_opens_the_site(public: Any) -> None:
 def test_garbled_query_tokens_get_403_not_500(public: Any) -> None:
     """A ?token= that is not even text (%ff, or non-ASCII) is a wrong token: 403 with
     the reason, also when a body follows (refused before it), never a 500 or a drop."""
-    from _raw_http import connect, read_answer
+    from support.http import connect, read_answer
 
     for query in ("token=%ff", "token=%C3%A9", "token=%ff%fe&token=x", "a=%ff&token="):
         for path in ("/res/echo/info", "/"):
@@ -169,14 +172,10 @@ def test_no_token_opens_a_public_bind_with_a_loud_warning(start_server: Any) -> 
 def test_the_token_in_a_url_stays_out_of_error_reports(public: Any) -> None:
     """A render failure reached with ?token= is reported by path only: the token
     does not end up in the log (or hanji.errors())."""
-    import time
-
     printed = public.log.count(public.token)  # the banner shows it, as Jupyter's does
     answer = public.get(f"/res/contract/boom?token={public.token}&x=1", headers={})
     assert answer.status == 500
-    deadline = time.monotonic() + 20
-    while "boom in render" not in public.log and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "boom in render" in public.log, 20, "the render failure in the log")
     assert "/res/contract/boom" in public.log and "boom in render" in public.log
     assert public.log.count(public.token) == printed
 
@@ -185,7 +184,7 @@ def test_loopback_without_token_refuses_foreign_host_names(server: Any, start_se
     """DNS rebinding: a page at http://evil.example:PORT resolving to 127.0.0.1 would be
     same-origin with a token-less loopback server. Such a server answers only to
     loopback names (and --allow-host ones), on every route, bodies included."""
-    from _raw_http import connect, read_answer
+    from support.http import connect, read_answer
 
     evil = server.url.replace("127.0.0.1", "evil.example")
     for path in ("/", "/res/echo/info", "/static/hello_world/help.html"):
@@ -206,13 +205,9 @@ def test_loopback_without_token_refuses_foreign_host_names(server: Any, start_se
 
 def test_access_log_hides_the_token_of_a_url(start_server: Any, tmp_path: Any) -> None:
     """With --access-log, a ?token= visit is logged with the token blanked out."""
-    import time
-
     log_file = tmp_path / "access.log"
     srv = start_server(args=["--access-log", str(log_file)], env={"HANJI_TOKEN": "tok-in-log-42"})
     assert srv.get("/res/echo/info?a=1&token=tok-in-log-42&b=2", headers={}).status == 200
-    deadline = time.monotonic() + 20
-    while (not log_file.exists() or "/res/echo/info" not in log_file.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: log_file.exists() and "/res/echo/info" in log_file.read_text(), 20, "the access log line")
     line = log_file.read_text()
     assert "/res/echo/info?a=1&token=(hidden)&b=2" in line and "tok-in-log-42" not in line

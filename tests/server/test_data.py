@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from server_process import TEST_APPLETS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebook"))
-from kernels import Kernel  # noqa: E402
+from support.kernels import Kernel
+from support.paths import TEST_APPLETS
+from support.polling import wait_until
 
 VIEW_WRITERS, RESOURCE_WRITERS, CELL_WRITERS = 3, 3, 2
 ROWS_EACH = 25
@@ -118,23 +116,20 @@ def _open_connections(srv: Any, database: dict[str, Any]) -> int:
     return sum(1 for f in files if f.endswith("db.sqlite3"))
 
 
-def _settles_at_zero(srv: Any, database: dict[str, Any]) -> int:
-    """Poll until the server holds no connection (10 s hang guard); return the last count."""
-    deadline = time.monotonic() + 10
-    count = _open_connections(srv, database)
-    while count and time.monotonic() < deadline:
-        time.sleep(0.1)
-        count = _open_connections(srv, database)
-    return count
+def _settle_at_zero(srv: Any, database: dict[str, Any]) -> None:
+    """Wait until the server holds no database connection; fail after 10 s (a hang guard)."""
+    wait_until(lambda: _open_connections(srv, database) == 0, 10,
+               lambda: f"the server still holds {_open_connections(srv, database)} database connection(s)",
+               interval=0.1)
 
 
 def test_django_jobs_keep_no_connection(start_server: Any, database: dict[str, Any]) -> None:
     """on_activate, defer_to_django jobs and views close their database connection when done, as Django does per request."""
     srv = start_server([TEST_APPLETS], env=database["env"])
     # ledger's on_activate read the table in a Django worker at start-up.
-    assert _settles_at_zero(srv, database) == 0
+    _settle_at_zero(srv, database)
     assert srv.post("/res/ledger/write?writer=job", headers={"Origin": srv.url}).status == 200
     assert srv.post("/applets/ledger/write?writer=view").status == 200
-    assert _settles_at_zero(srv, database) == 0
+    _settle_at_zero(srv, database)
     assert json.loads(srv.get("/applets/ledger/count").body)["total"] == 2
 

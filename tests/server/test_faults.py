@@ -1,7 +1,7 @@
 """Fault isolation against a real server: an applet failing in on_activate (by hanging),
 on_deactivate, a render method or a websocket handler is reported, and the others serve.
 
-The applets are in tests/applets_faulty: ``faulty_hooks`` (fails everywhere but in
+The applets are in tests/applets/faulty: ``faulty_hooks`` (fails everywhere but in
 on_activate), ``hangs_on_activate`` and ``survivor`` (healthy, activated last).
 Import and on_activate errors are in test_lifecycle.py.
 """
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import time
 from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from server_process import NO_DEBUG, ROOT
+from support.net import can_connect
+from support.paths import FAULTY_APPLETS as FAULTY
+from support.polling import wait_until
+from support.server import NO_DEBUG
 
-FAULTY = ROOT / "tests" / "applets_faulty"
 WAIT = 15  # seconds: a hang guard, nothing here is timed
 
 
@@ -34,25 +34,6 @@ def _survivor_serves(srv: Any) -> list[int]:
     assert ping.status == 200, ping.text
     assert srv.get("/applets/survivor/").text == "survivor view"
     return json.loads(ping.body)["ports"]
-
-
-def _can_connect(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return True
-    except OSError:
-        return False
-
-
-def _wait_for(check: Any, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _ws(srv: Any, path: str) -> Any:
@@ -87,14 +68,14 @@ def test_on_deactivate_failure_at_shutdown_is_reported_and_the_rest_stops_cleanl
     """An on_deactivate that raises at shutdown is logged with its traceback; the other applets still run theirs and close their ports; exit 0."""
     srv = start_server([FAULTY], args=["--activate-timeout", "1"])
     [port] = _survivor_serves(srv)
-    assert _can_connect(port)
+    assert can_connect(port)
     assert srv.stop(signal.SIGTERM, timeout=20) == 0
     log = srv.log
     assert "Applet.on_deactivate() failed" in log and "RuntimeError: on_deactivate fails on purpose" in log
     assert "Applet 'faulty_hooks' deactivated." in log
     assert (srv.data / "survivor-deactivated.txt").read_text() == "on_deactivate ran"
     assert "Applet 'survivor' deactivated." in log and "Hanji stopped." in log
-    assert not _can_connect(port)
+    assert not can_connect(port)
 
 
 def test_render_faults_are_500s_with_a_reason_and_reported(start_server: Any) -> None:
@@ -129,8 +110,8 @@ def test_websocket_handler_faults_close_1011_and_are_reported(start_server: Any)
     assert any("Grumpy.on_message()" in e["where"] and "ValueError: on_message fails on purpose" in e["traceback"]
                for e in errors), errors
     # on_close of both connections raised: reported, nothing else happens.
-    closes = _wait_for(lambda: [e for e in _errors(srv) if "Grumpy.on_close()" in e["where"]][1:] and
-                       [e for e in _errors(srv) if "Grumpy.on_close()" in e["where"]], "two on_close errors")
+    closes = wait_until(lambda: [e for e in _errors(srv) if "Grumpy.on_close()" in e["where"]][1:] and
+                        [e for e in _errors(srv) if "Grumpy.on_close()" in e["where"]], WAIT, "two on_close errors")
     assert "on_close fails on purpose (code 1011)" in closes[0]["traceback"]
     assert "Grumpy.on_close() at /ws/faulty_hooks/grumpy failed" in srv.log
     again = _ws(srv, "/ws/faulty_hooks/grumpy")

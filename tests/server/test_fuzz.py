@@ -1,7 +1,7 @@
 """Fuzzing a real ``hanji serve`` with hypothesis: bad input never gets a 5xx nor
 kills the reactor.
 
-Every request goes over a raw socket (tests/server/_fuzz_http.py), so it can carry what
+Every request goes over a raw socket (tests/support/http.py), so it can carry what
 urllib refuses: invalid UTF-8 and control characters in paths, ``..`` segments, odd
 methods and versions, duplicate and garbled headers, wrong Content-Length, broken
 chunked and multipart bodies, bad websocket handshakes. Each answer must be a
@@ -25,7 +25,6 @@ import itertools
 import json
 import os
 import re
-from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
@@ -33,8 +32,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from _fuzz_http import Answer, exchange
-from server_process import APPLETS, ROOT, ServerProcess
+from support.http import Answer, exchange
+from support.paths import APPLETS, ROOT
+from support.server import ServerProcess
 
 SCALE = float(os.environ.get("HANJI_FUZZ_EXAMPLES", "1"))
 RANDOM = os.environ.get("HANJI_FUZZ_RANDOM", "") not in ("", "0")
@@ -112,13 +112,15 @@ def is_deliberate(answer: Answer) -> bool:
 def send(fuzzed: Fuzzed, data: bytes, *, head: bool = False) -> Answer:
     """Send one raw request; fail on no answer, a garbled one, a 5xx or a dead server."""
     log_mark = len(fuzzed.proc.log)
+    where = f"request: {data[:2000]!r}"
+    answer: Answer | None = None
+    failure = ""
     try:
         answer = exchange(fuzzed.url, data, head_request=head)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nrequest: {data[:2000]!r}\nserver log:\n{fuzzed.proc.log[log_mark:][-3000:]}") from None
-    where = f"request: {data[:2000]!r}"
+    except AssertionError as exc:  # no answer, a garbled one, a hang
+        failure = f"{exc}\n{where}\nserver log:\n{fuzzed.proc.log[log_mark:][-3000:]}"
     assert fuzzed.proc.proc.poll() is None, f"the server died\n{where}\n{fuzzed.proc.log[-4000:]}"
-    assert answer is not None, f"the server closed the connection without answering\n{where}"
+    assert answer is not None, failure
     if answer.status >= 500 and not is_deliberate(answer):
         raise AssertionError(
             f"{answer.status} for bad input\n{where}\nanswer: {answer.raw[:1500]!r}\n"
@@ -412,7 +414,7 @@ def test_fuzz_websocket_handshakes(fuzzed: Fuzzed, path: bytes, method: bytes, u
     ) if value is not None] + extra
     answer = send(fuzzed, request(fuzzed, method, path, hdrs), head=method == b"HEAD")
     if answer.status == 101:
-        assert method == b"GET" and answer.header(b"sec-websocket-accept"), answer.raw
+        assert method == b"GET" and answer.headers.get("sec-websocket-accept"), answer.raw
 
 
 TRAVERSAL = [

@@ -13,21 +13,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from server_process import APPLETS, NO_DEBUG, ROOT
-
-BROKEN = ROOT / "tests" / "applets_broken"
+from support.net import can_connect
+from support.paths import APPLETS, BROKEN_APPLETS as BROKEN, TEST_APPLETS
+from support.server import NO_DEBUG
 
 
 def echo_port(server) -> int:
     return json.loads(server.get("/res/echo/info").text)["listening"][0]
-
-
-def can_connect(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return True
-    except OSError:
-        return False
 
 
 def test_echo_round_trip(server):
@@ -55,7 +47,7 @@ def test_inprocess_deactivation_swap_and_timeouts(tmp_path):
     """Deactivation closes ports, connections and timers; a swap keeps in-flight answers; a timed-out activation still closes what it opened."""
     out = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("_inprocess_script.py")),
-         str(APPLETS), str(ROOT / "tests" / "applets"), str(tmp_path)],
+         str(APPLETS), str(TEST_APPLETS), str(tmp_path)],
         capture_output=True, text=True, timeout=180, env=dict(os.environ, HANJI_ECHO_PORT="0"),
     )
     assert out.returncode == 0, out.stderr
@@ -75,7 +67,7 @@ def test_inprocess_deactivation_swap_and_timeouts(tmp_path):
 
 def test_drain_lets_inflight_django_view_finish(start_server):
     """SIGTERM stops listening but lets an in-flight slow Django view complete, then exits 0."""
-    srv = start_server([APPLETS, ROOT / "tests" / "applets"])
+    srv = start_server([APPLETS, TEST_APPLETS])
     answers = {}
 
     def slow():
@@ -93,7 +85,7 @@ def test_drain_lets_inflight_django_view_finish(start_server):
 
 def test_drain_deadline_does_not_hang(start_server):
     """A Django view slower than the drain deadline cannot keep the server from exiting."""
-    srv = start_server([ROOT / "tests" / "applets"], args=["--drain-timeout", "0.5"])
+    srv = start_server([TEST_APPLETS], args=["--drain-timeout", "0.5"])
     def stuck():
         try:
             urllib.request.urlopen(srv.url + "/rootmounted/slow?s=20", timeout=30)
@@ -154,7 +146,7 @@ def test_manage_runs_django_commands(tmp_path):
 
 def test_port_taken_is_a_clear_error(start_server, tmp_path):
     """`hanji serve` on a taken port exits 1 with a message saying what to do."""
-    srv = start_server([ROOT / "tests" / "applets"])
+    srv = start_server([TEST_APPLETS])
     port = srv.url.rsplit(":", 1)[1]
     out = subprocess.run([sys.executable, "-m", "hanji", "serve", "--port", port, "--data", str(tmp_path)],
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
@@ -164,11 +156,11 @@ def test_port_taken_is_a_clear_error(start_server, tmp_path):
 
 def test_access_log_is_opt_in(start_server, tmp_path):
     """No access line is logged by default; --access-log PATH writes one per request there."""
-    quiet = start_server([ROOT / "tests" / "applets"])
+    quiet = start_server([TEST_APPLETS])
     quiet.get("/res/contract/json")
     assert "GET /res/contract/json" not in quiet.log
     path = tmp_path / "access.log"
-    loud = start_server([ROOT / "tests" / "applets"], args=["--access-log", str(path)])
+    loud = start_server([TEST_APPLETS], args=["--access-log", str(path)])
     loud.get("/res/contract/json")
     assert loud.stop() == 0
     assert '"GET /res/contract/json HTTP/1.1" 200' in path.read_text()
@@ -176,7 +168,7 @@ def test_access_log_is_opt_in(start_server, tmp_path):
 
 def test_shutdown_with_stuck_django_pool_keeps_the_deadline(start_server):
     """With every Django worker stuck past the drain deadline, on_deactivate hooks still run and the server exits."""
-    srv = start_server([ROOT / "tests" / "applets"], args=["--django-threads", "1", "--drain-timeout", "0.5"])
+    srv = start_server([TEST_APPLETS], args=["--django-threads", "1", "--drain-timeout", "0.5"])
 
     def stuck():
         try:
@@ -192,7 +184,7 @@ def test_shutdown_with_stuck_django_pool_keeps_the_deadline(start_server):
 
 def test_drain_waits_for_views_whose_client_left(start_server):
     """A Django view still running after its client gave up counts as in flight for the drain."""
-    srv = start_server([ROOT / "tests" / "applets"], args=["--drain-timeout", "1"])
+    srv = start_server([TEST_APPLETS], args=["--drain-timeout", "1"])
     try:
         urllib.request.urlopen(srv.url + "/rootmounted/slow?s=60", timeout=0.5)
     except OSError:

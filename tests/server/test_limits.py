@@ -2,7 +2,7 @@
 request head size and count (431, 414), slow and idle connections (408, close), and
 what these must not cut: websockets and answers that take their time.
 
-Resources and views of tests/applets_limits/limitstest: ``/res/limitstest/small``
+Resources and views of tests/applets/limits/limitstest: ``/res/limitstest/small``
 (``max_body = 1000``), ``/res/limitstest/roomy`` (``max_body = 100_000``),
 ``/res/limitstest/later`` (answers after ``?s=`` s), ``/applets/limitstest/size``
 (a Django view answering the body's length) and ``/applets/limitstest/slow``.
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from _raw_http import WAIT, connect, exchange, read_answer, read_to_eof, trickle
-from server_process import APPLETS, ROOT, ServerProcess
+from support.http import WAIT, connect, exchange, read_answer, read_to_eof, trickle
+from support.paths import APPLETS, LIMITS_APPLETS
+from support.server import ServerProcess
 from websockets.sync.client import connect as ws_connect
 
-LIMITS_APPLETS = ROOT / "tests" / "applets_limits"
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 

@@ -1,7 +1,7 @@
 """Overload of the Django pool against a real server: a bounded queue answers 503 with
 Retry-After at once, while the reactor's routes stay responsive.
 
-The view ``/applets/limitstest/gate`` (tests/applets_limits/limitstest) blocks its
+The view ``/applets/limitstest/gate`` (tests/applets/limits/limitstest) blocks its
 worker until the test creates the file ``open`` in $LIMITSTEST_GATE, and writes a line
 to ``entered`` each time Django runs it.
 """
@@ -9,23 +9,15 @@ to ``entered`` each time Django runs it.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from server_process import APPLETS, ROOT, HttpAnswer
+from support.http import Answer
+from support.paths import APPLETS, LIMITS_APPLETS
+from support.polling import wait_until
 from websockets.sync.client import connect as ws_connect
 
-LIMITS_APPLETS = ROOT / "tests" / "applets_limits"
 WAIT = 30.0  # seconds: a hang guard, never a timed assertion
-
-
-def _wait_for(what: str, check: Any, guard: float = WAIT) -> None:
-    deadline = time.monotonic() + guard
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {guard:g} s")
-        time.sleep(0.05)
 
 
 def test_full_django_queue_answers_503_while_the_reactor_serves(start_server: Any, tmp_path: Path) -> None:
@@ -37,7 +29,7 @@ def test_full_django_queue_answers_503_while_the_reactor_serves(start_server: An
     gate.mkdir()
     server = start_server([APPLETS, LIMITS_APPLETS], ["--django-threads", "2", "--django-queue", "2"],
                           env={"LIMITSTEST_GATE": str(gate)})
-    answers: list[HttpAnswer] = []
+    answers: list[Answer] = []
     lock = threading.Lock()
 
     def call() -> None:
@@ -50,7 +42,7 @@ def test_full_django_queue_answers_503_while_the_reactor_serves(start_server: An
         for thread in threads:
             thread.start()
         # 2 run and 2 wait: the other 4 are refused without waiting for the gate.
-        _wait_for("four 503 answers", lambda: len(answers) >= 4)
+        wait_until(lambda: len(answers) >= 4, WAIT, "four 503 answers")
         with lock:
             refused = list(answers)
         assert [a.status for a in refused] == [503] * 4, [(a.status, a.text) for a in refused]
@@ -82,5 +74,5 @@ def test_full_django_queue_answers_503_while_the_reactor_serves(start_server: An
     assert statuses == [200] * 4 + [503] * 4
     assert [a.text for a in answers if a.status == 200] == ["gate passed"] * 4
     assert (gate / "entered").read_text().count("entered") == 4  # Django never saw the others
-    _wait_for("Django answering again", lambda: server.get("/applets/limitstest/fast").status == 200)
+    wait_until(lambda: server.get("/applets/limitstest/fast").status == 200, WAIT, "Django answering again")
     assert server.get("/res/limitstest/defer").text == "ran in the Django pool"

@@ -8,7 +8,8 @@ import time
 import urllib.parse
 
 import pytest
-from server_process import NO_DEBUG
+from support.polling import wait_until
+from support.server import NO_DEBUG
 
 
 @pytest.mark.parametrize(
@@ -90,11 +91,8 @@ def test_client_disconnect_cancels_pending_deferred(server):
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(f"GET /res/contract/pending?tag={tag} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         time.sleep(0.3)  # let the server start rendering before we leave
-    for _ in range(100):
-        if tag in json.loads(server.get("/res/contract/cancelled").text)["cancelled"]:
-            break
-        time.sleep(0.05)
-    assert tag in json.loads(server.get("/res/contract/cancelled").text)["cancelled"]
+    wait_until(lambda: tag in json.loads(server.get("/res/contract/cancelled").text)["cancelled"], 15,
+               f"the pending Deferred of {tag} cancelled")
 
 
 def test_threads(server):

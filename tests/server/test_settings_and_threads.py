@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from server_process import APPLETS
+from support.paths import APPLETS
 
 
 def test_hanji_settings_module_extends_defaults(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from server_process import ROOT
+from support.paths import ROOT
 
 
 def test_brief_soak_has_zero_errors() -> None:

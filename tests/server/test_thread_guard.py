@@ -1,6 +1,6 @@
 """The wrong-thread guard of debug mode (issue 6, point 6), against real servers.
 
-The test applet ``tests/applets/guardtest`` calls reactor-only APIs from threads:
+The test applet ``tests/applets/common/guardtest`` calls reactor-only APIs from threads:
 ``request.write``, ``request.finish``, ``reactor.callLater``, the HTTP transport's
 ``write``, the transport of a connection on the applet's own TCP port, and a plain
 ``twisted.web.websocket`` send. The shared ``server`` fixture runs with ``--debug``.
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from server_process import NO_DEBUG, TEST_APPLETS
+from support.paths import TEST_APPLETS
+from support.server import NO_DEBUG
 
 WAIT = 15  # seconds: a hang guard, nothing here is timed
 
@@ -97,7 +98,7 @@ def test_hanji_thread_error_is_public_and_keeps_the_old_name() -> None:
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A server without --debug, with the test applets."""
-    from server_process import ServerProcess
+    from support.server import ServerProcess
 
     proc = ServerProcess(tmp_path_factory.mktemp("no-debug"), [TEST_APPLETS], env=NO_DEBUG)
     yield proc

@@ -1,6 +1,6 @@
 """The reactor stall watchdog (issue 6, point 5), against real servers.
 
-``/res/guardtest/block`` (tests/applets/guardtest) blocks the reactor thread with
+``/res/guardtest/block`` (tests/applets/common/guardtest) blocks the reactor thread with
 ``time.sleep(0.2)``; the watchdog (thread ``HanjiWatchdog``) must report it once, in
 the log, naming the applet, the request and the blocking line.
 """
@@ -12,20 +12,20 @@ import threading
 import time
 from typing import Any
 
-from server_process import TEST_APPLETS
+from support.paths import TEST_APPLETS
+from support.polling import wait_until
 
 WAIT = 15  # seconds: a hang guard, nothing here is timed
 
 
 def _wait_for(server: Any, text: str, count: int = 1) -> str:
     """Wait until ``text`` occurs ``count`` times in the server log; return the log."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+
+    def seen() -> str:
         log = server.log
-        if log.count(text) >= count:
-            return log
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} not seen {count} time(s) in the log:\n{server.log}")
+        return log if log.count(text) >= count else ""
+
+    return wait_until(seen, WAIT, lambda: f"{text!r} not seen {count} time(s) in the log:\n{server.log}")
 
 
 def _reports(log: str) -> list[str]:
@@ -130,9 +130,7 @@ def test_heartbeat_fallback_on_a_reactor_without_a_poller() -> None:
         watchdog.start()
         time.sleep(0.2)  # a few heartbeats first
         reactor.callFromThread(block)
-        deadline = time.monotonic() + WAIT
-        while not (watchdog.stalls() and watchdog.stalls()[0].longest_ms) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: watchdog.stalls() and watchdog.stalls()[0].longest_ms, WAIT, "a stall with its length")
     finally:
         watchdog.stop()
         reactor.calls.put((None, ()))

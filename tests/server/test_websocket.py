@@ -1,7 +1,7 @@
 """Websocket endpoints against a real server, with the ``websockets`` client and raw frames.
 
 Endpoints: ``/ws/echo/echo`` (applets/echo), ``/ws/chat/room`` (applets/chat) and the
-test endpoints of tests/applets/wstest (small limits, short pings, refusals, a hub).
+test endpoints of tests/applets/common/wstest (small limits, short pings, refusals, a hub).
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+
+from support.polling import wait_until
 
 WAIT = 15  # seconds: generous, nothing here is timed
 
@@ -59,24 +60,13 @@ def refusal(server: Any, path: str, **kw: Any) -> Any:
     return info.value.response
 
 
-def wait_for(check: Callable[[], Any], what: str) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after WAIT seconds."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def events(server: Any, tag: str) -> list[dict[str, Any]]:
     return json.loads(server.get(f"/res/wstest/events?tag={tag}").body)
 
 
 def on_close_code(server: Any, tag: str) -> int:
     """Wait until the endpoint's on_close ran for ``tag``; return its code."""
-    found = wait_for(lambda: [e for e in events(server, tag) if e["hook"] == "on_close"], f"on_close of {tag}")
+    found = wait_until(lambda: [e for e in events(server, tag) if e["hook"] == "on_close"], WAIT, f"on_close of {tag}")
     return found[0]["arg"]
 
 
@@ -270,7 +260,8 @@ def test_origin_must_match_the_server_unless_allowed(server: Any) -> None:
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A token-less loopback server told that a proxy serves it as lab.example.org."""
-    from server_process import APPLETS, TEST_APPLETS, ServerProcess
+    from support.paths import APPLETS, TEST_APPLETS
+    from support.server import ServerProcess
 
     proc = ServerProcess(tmp_path_factory.mktemp("proxied"), [APPLETS, TEST_APPLETS],
                          ["--allow-host", "lab.example.org"])
@@ -330,7 +321,7 @@ def test_capacity_limit_gives_403_until_a_place_frees(server: Any) -> None:
             except InvalidStatus:
                 return None
 
-        wait_for(third, "a free place on the capped endpoint").close()
+        wait_until(third, WAIT, "a free place on the capped endpoint").close()
     finally:
         first.close()
         second.close()

@@ -12,11 +12,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from support.net import free_port
 
 
 def _bindir() -> Path:
@@ -30,12 +31,6 @@ def _bindir() -> Path:
         return Path(versions[-1]).parent
     raise RuntimeError("PostgreSQL is not installed: run `make postgres-deps` (apt-get install postgresql), "
                        "or set HANJI_TEST_POSTGRES=0 to skip the PostgreSQL variants of the data tests.")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Cluster:
@@ -54,7 +49,7 @@ class Cluster:
         self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--no-sync", "--locale=C.UTF-8")
         for attempt in range(5):  # another process may take the free port first
-            self.port = _free_port()
+            self.port = free_port()
             try:
                 self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60",
                           "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "

@@ -1,4 +1,4 @@
-"""Real Jupyter kernels for the notebook tests, driven through jupyter_client.
+"""Real Jupyter kernels for the notebook and data tests, driven through jupyter_client.
 
 Each kernel gets its own data dir (``HANJI_DATA``), an ephemeral port
 (``HANJI_PORT=0``), the echo applet's port 0 and the repo's ``applets/`` unless a
@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.paths import APPLETS
+
 # The access token of the kernels' servers, so tests can call them from outside.
 KERNEL_TOKEN = "kernel-test-token"
-APPLETS = ROOT / "applets"
-NOTEBOOKS = ROOT / "notebooks"
 
 
 class CellResult:
@@ -121,6 +119,7 @@ class Kernel:
         return ast.literal_eval(result.stdout.strip().splitlines()[-1])
 
     def shutdown(self) -> None:
+        """Stop the client's channels and shut the kernel down."""
         try:
             self.kc.stop_channels()
         finally:
@@ -135,20 +134,3 @@ def open_url(url: str, timeout: float = 30) -> Any:
     request = urllib.request.Request(url, headers={"Authorization": f"token {KERNEL_TOKEN}"})
     return urllib.request.urlopen(request, timeout=timeout)
 
-
-def free_port() -> int:
-    """Return a TCP port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_is_free(port: int) -> bool:
-    """Return True if ``port`` can be bound on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
