@@ -16,7 +16,11 @@ fresh data, then for ``--seconds`` runs, at the same time:
   messages of 1 B to 64 kB and checking every echo, reconnecting every 200 messages;
 - ``--chat-clients`` members (default 1) of ``/ws/chat/room``, each sending a message,
   waiting to see it broadcast back, and reconnecting now and then (reading the history
-  replay). ``--http-ops`` limits the HTTP cycle to some operations, to find what grows.
+  replay). ``--http-ops`` limits the HTTP cycle to some operations, to find what grows;
+- ``--slow-http`` hostile clients (default 2), each pipelining 200 requests for a
+  static page on one connection and reading nothing for 3 s, then hanging up;
+- ``--slow-ws`` members of ``/ws/chat/room`` (default 2) that never read what the
+  room broadcasts to them, hanging up after 5 s.
 
 Every answer is checked (status, body), so an error is a 5xx or any other wrong
 status, a wrong body, a dropped connection, a timeout, a websocket echo that does not
@@ -38,6 +42,7 @@ import json
 import random
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -52,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 
 from support.paths import APPLETS, ROOT  # noqa: E402
 from support.server import ServerProcess  # noqa: E402
+from support.ws import RawClient  # noqa: E402
 
 TIMEOUT = 30.0  # seconds: a hang guard per request, never a measured limit
 MB = 1024 * 1024
@@ -314,6 +320,34 @@ def chat_client(server: ServerProcess, tally: Tally, deadline: float) -> None:
         ws.close()
 
 
+def slow_http_client(server: ServerProcess, tally: Tally, deadline: float) -> None:
+    """Pipeline requests and read none of the answers for a while, then hang up: the
+    server must hold their answers back, not buffer them all."""
+    url = urlsplit(server.url)
+    request = (f"GET /static/hello_world/help.html HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n").encode()
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((url.hostname, url.port), timeout=TIMEOUT) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+                sock.sendall(request * 200)
+                time.sleep(min(3.0, max(0.0, deadline - time.monotonic())))
+            tally.success("slow http")
+        except OSError as exc:
+            tally.error("slow http", f"{type(exc).__name__}: {exc}")
+
+
+def slow_ws_client(server: ServerProcess, tally: Tally, deadline: float) -> None:
+    """Join the chat room and read nothing it broadcasts for 5 s, then hang up."""
+    while time.monotonic() < deadline:
+        try:
+            raw = RawClient(server, "/ws/chat/room", rcvbuf=8192)
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+            raw.close()
+            tally.success("slow ws")
+        except (OSError, EOFError, AssertionError) as exc:
+            tally.error("slow ws", f"{type(exc).__name__}: {exc}")
+
+
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -325,6 +359,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--http-clients", type=int, default=4, help="HTTP client threads (default 4)")
     p.add_argument("--ws-clients", type=int, default=2, help="websocket echo client threads (default 2)")
     p.add_argument("--chat-clients", type=int, default=1, help="chat member threads (default 1)")
+    p.add_argument("--slow-http", type=int, default=2,
+                   help="clients pipelining requests and reading nothing (default 2)")
+    p.add_argument("--slow-ws", type=int, default=2, help="chat members reading nothing (default 2)")
     p.add_argument("--http-ops", default="", help="only these HTTP operations, comma separated (to find what "
                    "grows): res_info, res_list, res_post, django_detail, django_home, django_form, static")
     p.add_argument("--max-growth-mb", type=float, default=10.0, help="allowed RSS growth after warm-up, MB (default 10)")
@@ -356,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(args.ws_clients)]
     threads += [threading.Thread(target=chat_client, args=(server, tally, deadline), name=f"chat-{i}")
                 for i in range(args.chat_clients)]
+    threads += [threading.Thread(target=slow_http_client, args=(server, tally, deadline), name=f"slow-http-{i}")
+                for i in range(args.slow_http)]
+    threads += [threading.Thread(target=slow_ws_client, args=(server, tally, deadline), name=f"slow-ws-{i}")
+                for i in range(args.slow_ws)]
     for t in threads:
         t.start()
     try:

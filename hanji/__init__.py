@@ -36,14 +36,7 @@ _EXCEPTIONS = [
 ]
 
 __all__ = [
-    "AppletActivationError",
-    "AppletNotFound",
-    "HTTPStatusError",
-    "HanjiError",
-    "HanjiThreadError",
-    "ServerNotRunning",
-    "WebSocketClosed",
-    "WebSocketHandshakeError",
+    *_EXCEPTIONS,  # capitalised: they sort first
     "activate",
     "aget",
     "apost",

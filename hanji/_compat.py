@@ -87,6 +87,17 @@ def upgrade_channel(channel: Any, protocol: Any) -> None:
     _base_upgrade(channel, protocol)
 
 
+def discard_unsent(transport: Any) -> None:
+    """Drop what a lost TCP connection never sent, so it is freed at once rather
+    than with the reference cycles the connection's objects form (FileDescriptor
+    .dataBuffer, ._tempDataBuffer, ._tempDataLen, Twisted 26.10: Twisted keeps them
+    after connectionLost)."""
+    if hasattr(transport, "_tempDataBuffer"):
+        transport.dataBuffer = b""
+        transport._tempDataBuffer = []
+        transport._tempDataLen = 0
+
+
 # -- Twisted: the poll and epoll reactors --------------------------------------------
 # The stall watchdog (hanji.server.watchdog) stamps each return from the I/O wait;
 # Twisted has no public hook for "a loop iteration starts".
@@ -195,7 +206,7 @@ def _samples() -> list[tuple[str, Any, str]]:
     from django.apps import apps as django_apps
     from django.middleware.csrf import CsrfViewMiddleware
     from IPython.core.interactiveshell import InteractiveShell
-    from twisted.internet import epollreactor
+    from twisted.internet import abstract, epollreactor
     from twisted.python.threadpool import ThreadPool
     from twisted.web import _websocket_impl, http
 
@@ -207,6 +218,8 @@ def _samples() -> list[tuple[str, Any, str]]:
                 for a in ("_command", "_path", "_version", "_networkProducer")]
     samples += [
         ("EPollReactor._poller", epollreactor.EPollReactor, "_poller"),
+        ("FileDescriptor._tempDataBuffer", abstract.FileDescriptor, "_tempDataBuffer"),
+        ("FileDescriptor._tempDataLen", abstract.FileDescriptor, "_tempDataLen"),
         ("ThreadPool._team", ThreadPool(), "_team"),
         ("_WebSocketWireProtocol._wsconn", _websocket_impl._WebSocketWireProtocol, "_wsconn"),
         ("CsrfViewMiddleware._check_token", CsrfViewMiddleware, "_check_token"),

@@ -11,20 +11,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hanji import _config
+from hanji import _config, _logfile
 
 log = logging.getLogger("hanji")
 
 
-def _configure_logging(data_dir: Path, debug: bool) -> None:
-    """Log to stderr and to ``hanji.log`` in the data dir."""
+def _configure_logging(data_dir: Path, debug: bool, max_bytes: int = _logfile.DEFAULT_MAX_BYTES,
+                       backups: int = _logfile.DEFAULT_BACKUPS) -> None:
+    """Log to stderr and to ``hanji.log`` in the data dir (rotated at ``max_bytes``,
+    ``backups`` old files kept, written by a listener thread off the reactor)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     logging.getLogger("hanji").setLevel(logging.DEBUG if debug else logging.INFO)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(data_dir / "hanji.log")):
-        handler.setFormatter(fmt)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter(_logfile.FORMAT))
+    queued = _logfile.open_log_file(data_dir / "hanji.log", max_bytes, backups)
+    for handler in (stderr, queued):
         root.addHandler(handler)
     # Twisted's own log (access log, unhandled errors) into the same handlers.
     from twisted.logger import STDLibLogObserver, globalLogBeginner
@@ -55,6 +58,38 @@ def _freeze_heap(server: Any) -> None:
         gc.freeze()
     finally:
         server.watchdog.start()
+
+
+# Seconds the process waits, after the reactor stopped, for threads that applets
+# started (non-daemon threads would keep it alive for ever) before it exits anyway.
+EXIT_GRACE = 2.0
+
+
+def _exit_despite_threads(code: int, grace: float = EXIT_GRACE) -> None:
+    """End the process with ``code`` once the reactor stopped: wait up to ``grace``
+    seconds for threads still running, name those left in the log, and exit even if
+    they are non-daemon threads that applets started (a plain ``threading.Thread``
+    started from a reactor callback inherits the main thread's non-daemon flag).
+    Main thread, after ``reactor.run()`` returned."""
+    import os
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in threading.enumerate()
+            if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    if left:
+        log.warning("Threads still running after the shutdown: %s; exiting anyway (an applet "
+                    "should stop its own threads in on_deactivate).", ", ".join(sorted(left)))
+    if not left:
+        return  # a normal exit: atexit handlers run (logging.shutdown writes the log out)
+    logging.shutdown()  # write out the queued log records
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _write_ready_file(path: Path, server: Any) -> None:
@@ -90,6 +125,7 @@ def _limits(args: argparse.Namespace) -> Any:
         max_body=args.max_body, max_headers=args.max_headers, max_head_size=args.max_head_size,
         idle_timeout=args.idle_timeout or None, header_timeout=args.header_timeout or None,
         body_timeout=args.body_timeout or None, body_min_rate=args.body_min_rate,
+        max_output=args.max_output,
     )
 
 
@@ -115,6 +151,9 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default {d.body_timeout:g})")
     g.add_argument("--body-min-rate", type=int, default=d.body_min_rate, metavar="BYTES",
                    help=f"see --body-timeout (default {d.body_min_rate} bytes/s)")
+    g.add_argument("--max-output", type=int, default=d.max_output, metavar="BYTES",
+                   help="unsent answer bytes on one connection above which its next pipelined "
+                        f"request waits for the client to read (default {d.max_output})")
     g.add_argument("--django-queue", type=int, default=100, metavar="N",
                    help="Django requests that may wait for a worker; more get 503 (default 100)")
 
@@ -138,7 +177,11 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hanji serve: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(data, debug)
+    try:
+        _configure_logging(data, debug, args.log_max_bytes, args.log_backups)
+    except ValueError as exc:
+        print(f"hanji serve: {exc}", file=sys.stderr)
+        return 2
     _threads.set_debug(debug)
     setup = django_setup.setup(django_setup.applet_dirs_from_env(args.applets), data, debug)
     django_setup.migrate()
@@ -188,6 +231,7 @@ def serve(args: argparse.Namespace) -> int:
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", server.shutdown)
     reactor.run()
+    _exit_despite_threads(status["code"])
     return status["code"]
 
 
@@ -296,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-timeout", type=float, default=10.0, metavar="S")
     p.add_argument("--activate-timeout", type=float, default=30.0, metavar="S",
                    help="mark an applet failed if its on_activate runs longer (default 30; 0: no limit)")
+    p.add_argument("--log-max-bytes", type=int, default=_logfile.DEFAULT_MAX_BYTES, metavar="BYTES",
+                   help=f"rotate hanji.log at this size (default {_logfile.DEFAULT_MAX_BYTES})")
+    p.add_argument("--log-backups", type=int, default=_logfile.DEFAULT_BACKUPS, metavar="N",
+                   help=f"old hanji.log files kept (default {_logfile.DEFAULT_BACKUPS})")
     p.add_argument("--ready-file", metavar="PATH",
                    help="once listening with the applets active, write {url, token, pid} as JSON to PATH "
                         "(for scripts and tests that start a server)")

@@ -31,7 +31,7 @@ __all__ = ["NOT_DONE_YET", "TwAppletResource", "TwAppletWebSocket", "WebSocketRe
 MiB = 1 << 20
 
 # Websocket close codes (RFC 6455, section 7.4.1).
-NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR = 1000, 1001, 1006, 1009, 1011
+NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR, TRY_AGAIN_LATER = 1000, 1001, 1006, 1009, 1011, 1013
 
 
 class TwAppletResource(Resource):
@@ -107,6 +107,10 @@ class TwAppletWebSocket:
     Class attributes (per endpoint):
         path: the URL path after ``/ws/<applet_id>/``.
         max_message_size: largest message accepted, in bytes (close code 1009).
+        max_send_buffer: unsent bytes a connection may hold. Past it ``send()``
+            returns False (drop or coalesce) and the peer's own messages are not
+            read until it drained; once as much again waits, the connection is
+            closed with 1013 (Try Again Later: it reads too slowly).
         ping_interval: seconds of silence before the server pings (None: never).
         ping_timeout: seconds to wait for a pong before the peer is deemed dead.
         close_timeout: seconds to wait for the peer's close frame after closing.
@@ -121,6 +125,7 @@ class TwAppletWebSocket:
 
     path: ClassVar[str] = ""
     max_message_size: ClassVar[int] = MiB
+    max_send_buffer: ClassVar[int] = MiB
     ping_interval: ClassVar[float | None] = 20.0
     ping_timeout: ClassVar[float] = 20.0
     close_timeout: ClassVar[float] = 5.0
@@ -160,9 +165,13 @@ class TwAppletWebSocket:
 
     # -- actions ------------------------------------------------------------------
 
-    def send(self, message: str | bytes | dict[str, Any] | list[Any]) -> None:
+    def send(self, message: str | bytes | dict[str, Any] | list[Any]) -> bool:
         """Send a message (str: text, bytes: binary, dict/list: JSON text); any thread.
 
+        Return whether the connection is still writable: False once it is closing,
+        or while its unsent output is over ``max_send_buffer`` (the peer reads
+        slowly: drop or coalesce what you send it). Off the reactor thread the
+        message is handed to the reactor and the answer is the state before it.
         Ignored once the connection is closing. Raise RuntimeError before ``on_open``.
         """
         data = _encode(message)
@@ -173,9 +182,9 @@ class TwAppletWebSocket:
                 "send from on_open() on."
             )
         if _threads.in_reactor_thread():
-            link.send_now(data)
-        else:
-            link.reactor.callFromThread(link.send_now, data)
+            return bool(link.send_now(data))
+        link.reactor.callFromThread(link.send_now, data)
+        return bool(link.is_open and not link.closing and not link.congested)
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Close the connection with ``code`` (closing handshake); any thread."""

@@ -9,6 +9,8 @@
   through. Cookie and ``?token=`` requests get Django's CSRF check as usual.
 - :class:`AppendSlashMiddleware` is Django's ``CommonMiddleware`` without its one
   500 for a client's mistake.
+- :class:`ResourceExhaustionMiddleware` answers 503 with the reason when a view fails
+  for want of disk space or file descriptors.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Callable
 from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware
 
-from hanji import _compat
+from hanji import _compat, _exhaustion
 from hanji.django.bridge import ENVIRON_KEY
 from hanji.server.security import access
 
@@ -35,6 +37,29 @@ class TokenHeaderCsrfExemption:
         if token and access.header_has_token(request.META.get("HTTP_AUTHORIZATION"), token):
             _compat.skip_csrf_checks(request)
         return self.get_response(request)
+
+
+class ResourceExhaustionMiddleware:
+    """Answer 503 with the reason, not Django's empty 500, when a view fails because
+    the server ran out of disk space or file descriptors (:mod:`hanji._exhaustion`);
+    the cause is logged once per burst. Django worker thread."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        """Return the 503 for resource exhaustion, None for any other error."""
+        reason = _exhaustion.exhaustion(exc)
+        if reason is None:
+            return None
+        _exhaustion.report(reason, f"Django view {request.method} {request.path}")
+        answer = HttpResponse(f"503 Service Unavailable: {_exhaustion.retry_message(reason)}\n",
+                              status=503, content_type="text/plain; charset=utf-8")
+        answer["Retry-After"] = "10"
+        return answer
 
 
 class AppendSlashMiddleware(CommonMiddleware):

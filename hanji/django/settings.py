@@ -30,6 +30,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "hanji.django.middleware.ResourceExhaustionMiddleware",
     "hanji.django.middleware.AppendSlashMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "hanji.django.middleware.TokenHeaderCsrfExemption",

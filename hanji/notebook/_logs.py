@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hanji import _errorlog as _errors
+from hanji import _logfile
 
 _configured: list[logging.Handler] = []
 
@@ -71,10 +72,8 @@ def configure(data_dir: Path) -> Path:
     if _configured:
         return path
     data_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
-    )
+    # Rotated by size, written by a listener thread (not the reactor's).
+    handler = _logfile.open_log_file(path)
     for name in ("hanji", "twisted", "django"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)

@@ -245,7 +245,11 @@ class StallWatchdog:
         ms = seconds * 1000.0
         with self._lock:
             stall.longest_ms = max(stall.longest_ms, ms)
-        log.debug("Reactor stall ended after %.0f ms (%s).", ms, stall.place)
+            count = stall.count
+        if count & (count - 1) == 0:  # the 1st, 2nd, 4th... at this place, as at its start
+            who = f"applet '{stall.applet_id}'" if stall.applet_id else "no applet code on the stack"
+            log.warning("Reactor stall ended: the reactor thread was blocked for %.0f ms (%s; %s at %s).",
+                        ms, who, stall.what, stall.place)
 
     @staticmethod
     def _waiting(frame: FrameType) -> bool:
@@ -268,8 +272,10 @@ class StallWatchdog:
             f = f.f_back
         what = ""
         if served is not None:
-            served_applet, what = served
-            applet_id = applet_id or served_applet
+            # The request being served names the URL, but its applet is charged
+            # only when its own code is on the stack (the stall may be Hanji's,
+            # Django's or the GIL's).
+            _, what = served
         where = blamed or frame
         name = getattr(where.f_code, "co_qualname", where.f_code.co_name)
         place = f"{where.f_code.co_filename}:{where.f_lineno} in {name}"

@@ -190,7 +190,12 @@ def test_loopback_without_token_refuses_foreign_host_names(server: Any, start_se
     for path in ("/", "/res/echo/info", "/static/hello_world/help.html"):
         answer = server.get(path, headers={"Host": evil.split("//")[1]})
         assert answer.status == 403 and "DNS rebinding" in answer.text and "--allow-host" in answer.text, path
-    assert _ws_status(server, "/ws/echo/echo", {"Host": "evil.example", "Origin": "http://evil.example"}) == 403
+    handshake = (b"GET /ws/echo/echo HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
+                 b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    with connect(server) as sock:  # one Host header (websockets' client would add its own)
+        sock.sendall(handshake)
+        assert read_answer(sock)[0].status == 403
     with connect(server) as sock:
         sock.sendall(b"POST /res/echo/info HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
                      b"Content-Length: 5\r\n\r\n")

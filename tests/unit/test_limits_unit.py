@@ -107,13 +107,13 @@ def test_content_length_at_max_body_is_accepted() -> None:
 
 
 def test_chunked_body_growing_past_max_body_is_413() -> None:
-    """A chunked body is counted as it arrives and refused once it passes max_body."""
+    """A chunked body is refused once its chunk sizes announce more than max_body, before that data arrives."""
     channel, transport, _ = connect(max_body=10)
     channel.dataReceived(b"POST /hi HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n")
     assert transport.value() == b""
     channel.dataReceived(b"6\r\nabcdef\r\n")
     assert status_line(transport) == b"HTTP/1.1 413 Content Too Large"
-    assert "POST /hi reached 11 bytes, over the server's limit, 10 bytes" in body(transport)
+    assert "POST /hi announces 11 bytes, over the server's limit, 10 bytes" in body(transport)
     assert transport.disconnecting
 
 

@@ -34,9 +34,14 @@ from twisted.python.failure import Failure
 from twisted.web import http
 
 from hanji import _compat
+from hanji._logfile import RefusalLog, short
 from hanji.server.http.answers import raw_answer
+from hanji.server.http.backpressure import OutputBackpressure
+from hanji.server.http.chunks import ChunkSizes
 
 log = logging.getLogger("hanji.server.http.limits")
+# Refused requests: a few lines per burst, the rest counted (a client chooses their rate).
+refusals = RefusalLog(log)
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -64,6 +69,9 @@ class Limits:
             is measured (``--body-timeout``).
         body_min_rate: bytes per second a body must bring over each window
             (``--body-min-rate``); 0 turns the check off.
+        max_output: unsent bytes of answers on one connection above which its
+            further pipelined requests wait (``--max-output``; see
+            :mod:`hanji.server.http.backpressure`).
     """
 
     max_body: int = 10 * MiB
@@ -74,9 +82,10 @@ class Limits:
     header_timeout: float | None = 10.0
     body_timeout: float | None = 10.0
     body_min_rate: int = 1024
+    max_output: int = 256 * KiB
 
     def __post_init__(self) -> None:
-        for name in ("max_body", "max_headers", "max_head_size", "max_request_line"):
+        for name in ("max_body", "max_headers", "max_head_size", "max_request_line", "max_output"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"Limits.{name} must be a positive number, not {getattr(self, name)!r}.")
         if self.body_min_rate < 0:
@@ -91,7 +100,7 @@ def body_limit_of(resource: Any, default: int) -> int:
     return default
 
 
-class HanjiChannel(http.HTTPChannel):
+class HanjiChannel(OutputBackpressure, http.HTTPChannel):
     """An HTTP/1.1 channel that enforces :class:`Limits`; reactor thread only.
 
     The site sets ``limits`` when it builds the channel, and may give a
@@ -99,7 +108,8 @@ class HanjiChannel(http.HTTPChannel):
     limit of the resource the request goes to (None for the server's own).
 
     Twisted's own checks count the headers and the head's size; this channel sets
-    their limits and words their answers. Its timers start only when a read ends
+    their limits and words their answers. Pipelined requests wait while the
+    connection's unsent output is above ``max_output`` (:class:`OutputBackpressure`). Its timers start only when a read ends
     in the middle of a head or a body, so a request that arrives in one read (the
     usual case) costs no timer.
     """
@@ -114,14 +124,20 @@ class HanjiChannel(http.HTTPChannel):
     _max_body: int | None = None
     _body_owner: tuple[Any, str | None] = (None, None)
     _linger_call: Any = None
+    _chunks: ChunkSizes | None = None  # the framing of a chunked body being read
+    _announced = 0  # bytes its chunk-size lines announced so far
     # Called with the channel when it is upgraded to a websocket (set by the site).
     on_upgrade: Any = None
+    # After an upgrade: the websocket link told when the output passes its bound.
+    output_listener: Any = None
 
     def connectionMade(self) -> None:
         self.maxHeaders = self.limits.max_headers
         self.totalHeadersSize = self.limits.max_head_size
         self.MAX_LENGTH = self.limits.max_head_size
+        self.max_output = self.limits.max_output
         super().connectionMade()
+        self.set_output_bound(self.transport)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -131,6 +147,13 @@ class HanjiChannel(http.HTTPChannel):
         if self._head_started is None and self.line_mode and not _compat.channel_handling_request(self):
             self._head_started = time.monotonic()
         super().dataReceived(data)
+        if self.paused:
+            # Answers wait to be read: no new request meanwhile, and a head that
+            # waits is not a slow head (the idle timeout still applies).
+            self.hold_reading()
+            self._head_started = None
+            self._cancel(head=True)
+            return
         if self._refused or _compat.channel_handling_request(self):
             return
         if self.line_mode:
@@ -145,9 +168,38 @@ class HanjiChannel(http.HTTPChannel):
         elif self._body_timer is None:  # a body is still arriving
             self._start_body_timer()
 
+    def pauseProducing(self) -> None:
+        """The transport's unsent output passed ``max_output``: hold new requests
+        (after an upgrade, tell the websocket link)."""
+        if self.output_listener is not None:
+            self.output_listener.output_full()
+            return
+        self.output_paused()
+        super().pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The transport's output drained: take the held requests (after an
+        upgrade, tell the websocket link)."""
+        if self.output_listener is not None:
+            self.output_listener.output_drained()
+            return
+        super().resumeProducing()
+        self._head_started = None
+        self.output_drained()
+
     def rawDataReceived(self, data: bytes) -> None:
-        if not self._refused:
-            super().rawDataReceived(data)
+        if self._refused:
+            return
+        chunks = self._chunks
+        if chunks is not None and not _compat.channel_handling_request(self):
+            for size in chunks.feed(data):
+                self._announced += size
+                if self._max_body is not None and self._announced > self._max_body:
+                    self._refuse_body(self._announced, "announces")
+                    return
+            if chunks.done:
+                self._chunks = None
+        super().rawDataReceived(data)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """Refuse a line too long to buffer (Twisted drops the connection silently)."""
@@ -175,6 +227,11 @@ class HanjiChannel(http.HTTPChannel):
                               f"{self.limits.max_request_line} allowed. Send a shorter URL (put "
                               "large data in a POST body).")
             return
+        host_problem = self._host_problem(version)
+        if host_problem is not None:
+            self.length = None
+            self._refuse(400, host_problem)
+            return
         self._body_bytes = 0
         self._max_body = None
         if self.length != 0:
@@ -185,10 +242,27 @@ class HanjiChannel(http.HTTPChannel):
                 return
             self._max_body, resource, applet_id = self._body_limit()
             self._body_owner = (resource, applet_id)
+            self._chunks, self._announced = None, 0
+            encoding = self.requests[-1].requestHeaders.getRawHeaders(b"transfer-encoding") if self.requests else None
+            if encoding and b"chunked" in encoding[-1].lower():
+                self._chunks = ChunkSizes()  # see each chunk's size before its data
             if self.length is not None and self.length > self._max_body:
                 self._refuse_body(self.length, "is")
                 return
         super().allHeadersReceived()
+
+    def _host_problem(self, version: bytes) -> str | None:
+        """Return why the request's Host header is unusable (RFC 9112 3.2: an
+        HTTP/1.1 request has exactly one), or None."""
+        request = self.requests[-1] if self.requests else None
+        if request is None:
+            return None
+        hosts = request.requestHeaders.getRawHeaders(b"host") or []
+        if len(hosts) > 1:
+            return f"the request has {len(hosts)} Host headers; send exactly one."
+        if not hosts and version == b"HTTP/1.1":
+            return "an HTTP/1.1 request needs a Host header; send the server's host name and port."
+        return None
 
     def handle_body_chunk(self, size: int) -> bool:
         """Count ``size`` more body bytes; refuse and return False past the limit.
@@ -211,6 +285,9 @@ class HanjiChannel(http.HTTPChannel):
         super().allContentReceived()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        # Free what the client never read now (see _compat.discard_unsent).
+        if self.transport is not None:
+            _compat.discard_unsent(self.transport)
         self._cancel(head=True, body=True)
         if self._linger_call is not None and self._linger_call.active():
             self._linger_call.cancel()
@@ -275,7 +352,7 @@ class HanjiChannel(http.HTTPChannel):
             what = (f"the limit of {name} (applet '{applet_id}'), {self._max_body} bytes. Send "
                     f"less, or raise {name}.max_body")
         self.length = None  # Twisted's way to stop reading this request
-        self._refuse(413, f"the body of {method} {path} {verb} {size} bytes, over {what}.")
+        self._refuse(413, f"the body of {method} {short(path)} {verb} {size} bytes, over {what}.")
 
     # -- timers --------------------------------------------------------------------------
 
@@ -333,8 +410,8 @@ class HanjiChannel(http.HTTPChannel):
         self.setRawMode()  # the lines still buffered go to rawDataReceived: dropped
         self._cancel(head=True, body=True)
         transport: Any = self.transport
-        log.info("Refused a request from %s with %d: %s", getattr(transport.getPeer(), "host", "?"),
-                 status, reason)
+        refusals.refused(status, "Refused a request from %s with %d: %s",
+                         getattr(transport.getPeer(), "host", "?"), status, short(reason, 300))
         transport.write(raw_answer(status, reason))
         half_close = getattr(transport, "loseWriteConnection", None)
         if half_close is not None:

@@ -22,6 +22,7 @@ from twisted.web.server import NOT_DONE_YET
 from hanji import _threads
 from hanji._exceptions import DjangoPoolFull, MissingArgument
 from hanji import _errorlog as _errors
+from hanji import _exhaustion
 from hanji.server.http import answers
 
 
@@ -110,6 +111,12 @@ def _error_response(request: Any, resource: Any, failure: Failure) -> bytes:
         return answers.answer(request, http.SERVICE_UNAVAILABLE, (
             f"{_where(resource, request)} (applet '{_applet_id(resource)}'): {exc}"),
             {b"retry-after": str(exc.retry_after).encode("ascii")})
+    exhausted = _exhaustion.exhaustion(exc)
+    if exhausted is not None:
+        # The machine ran out of something: not the applet's bug, and worth a retry.
+        _exhaustion.report(exhausted, _where(resource, request))
+        return answers.answer(request, http.SERVICE_UNAVAILABLE, _exhaustion.retry_message(exhausted),
+                              {b"retry-after": b"10"})
     if isinstance(exc, web_error.Error) and exc.status is not None:
         # The resource chose its status and message (twisted.web's own error type).
         code = int(exc.status)

@@ -17,7 +17,8 @@ from hanji import _compat, _threads
 from hanji.server import _guard
 from hanji.server.http import answers
 from hanji.server.security import access
-from hanji.server.http.limits import HanjiChannel, Limits, body_limit_of
+from hanji._logfile import short
+from hanji.server.http.limits import HanjiChannel, Limits, body_limit_of, refusals
 
 if TYPE_CHECKING:
     from hanji.server.runtime import HanjiServer
@@ -80,7 +81,7 @@ class HanjiRequest(server.Request):
         except Exception as exc:
             if self._site is not None:
                 raise  # processing had started: not a parse error
-            log.info("400 for an unparsable request %r: %s", path[:200], exc)
+            refusals.refused(400, "400 for an unparsable request %s: %s", short(path), short(exc, 200))
             _compat.respond_bad_request(self.channel)
 
     def connectionLost(self, reason: Any) -> None:

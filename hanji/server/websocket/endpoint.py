@@ -31,7 +31,9 @@ from wsproto.utilities import ProtocolError
 
 from hanji import _threads
 from hanji import _errorlog as _errors
+from hanji._logfile import short
 from hanji.server.http import answers
+from hanji.server.http.limits import refusals
 from hanji.server.security.origin import origin_allowed
 from hanji.server.websocket.link import Link
 from hanji.server.http.render import use_args_dict
@@ -132,8 +134,8 @@ class Endpoint(WebSocketResource):
             return self.gone(request)
         if not origin_allowed(request, cls.allowed_origins):
             origin = request.getHeader(b"origin").decode("latin-1")
-            self.log().info("%s refused origin %s.", self.url, origin)
-            return answers.answer(request, 403, f"origin {origin} may not connect to {self.url}; "
+            refusals.refused(403, "%s refused origin %s.", self.url, short(origin))
+            return answers.answer(request, 403, f"origin {short(origin)} may not connect to {self.url}; "
                          f"add it to {cls.__name__}.allowed_origins to allow it.")
         if cls.max_connections is not None and len(self.links) + self.pending >= cls.max_connections:
             return answers.answer(request, 403, f"{self.url} is full ({cls.max_connections} connections).")

@@ -20,7 +20,7 @@ from wsproto.utilities import LocalProtocolError
 from hanji import _compat
 from hanji import _errorlog as _errors
 from hanji.core._context import run_as
-from hanji.core.utils import ABNORMAL, INTERNAL_ERROR, TOO_BIG
+from hanji.core.utils import ABNORMAL, INTERNAL_ERROR, TOO_BIG, TRY_AGAIN_LATER
 
 if TYPE_CHECKING:
     from hanji.server.websocket.endpoint import Endpoint
@@ -86,6 +86,12 @@ class Link:
         self.timer: Any = None  # next ping, or the wait for its pong
         self.abort_timer: Any = None  # end of the closing handshake
         self.lost: defer.Deferred[None] = defer.Deferred()
+        # Send-side bound (see TwAppletWebSocket.max_send_buffer): the transport
+        # tells the channel when its unsent bytes pass it (congested) and when they
+        # drained; ``over`` counts what was sent since the bound was passed.
+        self.max_unsent = int(socket.max_send_buffer)
+        self.congested = False
+        self.over = 0
 
     def call_later(self, delay: float, f: Any) -> Any:
         """Schedule one of the link's own timers outside any applet's context, so
@@ -96,6 +102,14 @@ class Link:
 
     def negotiationStarted(self, transport: Any) -> None:
         self.wire = transport
+        # The HTTP channel stays the TCP transport's producer: have it tell us when
+        # this connection's unsent output passes the bound, and set the bound.
+        channel = getattr(self.socket.request, "channel", None)
+        if channel is not None and hasattr(channel, "output_listener"):
+            channel.output_listener = self
+        tcp = getattr(transport, "transport", None)
+        if tcp is not None and hasattr(tcp, "bufferSize"):
+            tcp.bufferSize = self.max_unsent
         conn = _compat.websocket_connection(transport)
         if conn is not None and hasattr(conn, "events"):
             self.conn = conn
@@ -125,6 +139,12 @@ class Link:
         self.endpoint.closed(self)
         if was_open:
             self.call_hook("on_close", self.code)
+        # Free what the peer never read now, not when the garbage collector gets to
+        # the cycles Twisted's and wsproto's objects form (gc.freeze() may keep them).
+        tcp = getattr(self.wire, "transport", None)
+        if tcp is not None:
+            _compat.discard_unsent(tcp)
+        self.wire = self.conn = None
         self.lost.callback(None)
 
     # -- messages ------------------------------------------------------------------------
@@ -141,17 +161,52 @@ class Link:
             return
         self.call_hook("on_message", message)
 
-    def send_now(self, data: str | bytes) -> None:
-        """Send one message unless the connection is closing."""
+    def send_now(self, data: str | bytes) -> bool:
+        """Send one message unless the connection is closing; return whether the
+        connection is still writable (open, and its unsent output under the bound).
+
+        Past the bound, messages are still queued until ``max_send_buffer`` more
+        bytes wait; the next one closes the connection with 1013 (Try Again
+        Later): the peer does not read fast enough, and the server will not hold
+        more for it. The applet's ``on_close`` gets 1013.
+        """
         if not self.is_open or self.closing:
-            return
+            return False
+        if self.congested:
+            self.over += len(data)
+            if self.over > self.max_unsent:
+                self.socket.logger.info(
+                    "%r: the peer does not read; %d bytes wait to be sent (max_send_buffer %d): "
+                    "closing with 1013.", self.socket, self.max_unsent + self.over, self.max_unsent)
+                self.close_now(TRY_AGAIN_LATER, "too slow a reader", wait_for_peer=False)
+                return False
         try:
             if isinstance(data, str):
                 self.wire.sendTextMessage(data)
             else:
                 self.wire.sendBytesMessage(data)
         except LocalProtocolError:
-            pass  # the peer's close frame came in the same turn
+            return False  # the peer's close frame came in the same turn
+        return not self.congested
+
+    def output_full(self) -> None:
+        """The unsent output passed ``max_send_buffer``: stop reading the peer's
+        messages (its requests would only add answers) until it drained; called by
+        the channel when the transport pauses it (on every write while over)."""
+        if self.congested:
+            return
+        self.congested, self.over = True, 0
+        tcp = getattr(self.wire, "transport", None)
+        if tcp is not None and not self.closing:
+            tcp.pauseProducing()
+
+    def output_drained(self) -> None:
+        """The unsent output drained: read the peer again; called by the channel
+        when the transport resumes it."""
+        self.congested, self.over = False, 0
+        tcp = getattr(self.wire, "transport", None)
+        if tcp is not None:
+            tcp.resumeProducing()
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -192,6 +247,8 @@ class Link:
         self.abort_timer = self.call_later(delay, self.give_up)
 
     def give_up(self) -> None:
+        if self.wire is None:
+            return  # already lost
         transport = self.wire.transport
         abort = getattr(transport, "abortConnection", None)
         (abort or transport.loseConnection)()
