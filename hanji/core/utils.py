@@ -34,6 +34,18 @@ MiB = 1 << 20
 NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR, TRY_AGAIN_LATER = 1000, 1001, 1006, 1009, 1011, 1013
 
 
+# The render contract (hanji.server.http.render), imported at the first render, not
+# with this module: the applet model does not load the server at import time.
+_contract: list[Any] = []
+
+
+def _load_contract() -> Any:
+    from hanji.server.http.render import render_with_contract
+
+    _contract.append(render_with_contract)
+    return render_with_contract
+
+
 class TwAppletResource(Resource):
     """A twisted.web resource of an applet, mounted at ``/res/<applet_id>/<path>``.
 
@@ -56,8 +68,7 @@ class TwAppletResource(Resource):
 
     def render(self, request: Request) -> Any:
         """Dispatch to ``render_<METHOD>`` under Hanji's render contract; reactor thread."""
-        from hanji.server.http.render import render_with_contract
-
+        contract = _contract[0] if _contract else _load_contract()
         method = request.method.decode("ascii", "replace")
         if method == "HEAD" and type(self).render_HEAD is Resource.render_HEAD:
             handler = getattr(self, "render_GET", None)  # Twisted's HEAD: GET without the body
@@ -65,7 +76,7 @@ class TwAppletResource(Resource):
             handler = getattr(self, "render_" + method, None)
         if handler is None:
             raise UnsupportedMethod(self._allowed_methods())  # 405 with the Allow header
-        return render_with_contract(self, request, handler)
+        return contract(self, request, handler)
 
     def _allowed_methods(self) -> list[bytes]:
         """Return the methods this resource renders (HEAD only if it has GET)."""

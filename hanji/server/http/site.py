@@ -94,8 +94,9 @@ class HanjiRequest(server.Request):
         site, self._site = self._site, None
         if site is not None:
             site.in_flight.discard(self)
-            for watcher in list(site.request_watchers):
-                watcher()
+            if site.request_watchers:  # a drain waits
+                for watcher in list(site.request_watchers):
+                    watcher()
 
     def handleContentChunk(self, data: bytes) -> None:
         """Keep a piece of the body unless it takes the body past its limit (then
