@@ -70,3 +70,17 @@ def test_exhaustion_is_recognised_also_when_wrapped(error: Exception, found: str
     except RuntimeError as outer:
         reason = exhaustion(outer)
     assert (reason is None) if found is None else (found in reason)
+
+
+def test_a_stall_without_applet_code_is_not_charged_to_the_url_s_applet() -> None:
+    """A stall whose stack holds no applet code names the request, but no applet, even
+    when the URL being served is an applet's."""
+    import sys
+
+    from hanji.server.watchdog import StallWatchdog
+
+    watchdog = StallWatchdog(reactor=None, threshold_ms=50, packages=lambda: {"someapp": "someapp"})
+    frame = sys._getframe()  # this test's frame: no applet code on it
+    applet_id, what, place, _ = watchdog._describe(frame, ("someapp", "GET /res/someapp/slow"))
+    assert applet_id is None
+    assert "GET /res/someapp/slow" in what and "test_reliability_unit.py" in place
