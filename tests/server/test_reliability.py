@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from support.http import connect, exchange, read_answer
 from support.polling import wait_until
 from support.ws import RawClient
@@ -33,13 +35,14 @@ def _host(server: Any) -> str:
 # -- 1. HTTP output backpressure -------------------------------------------------------
 
 
-def test_pipelined_requests_wait_while_their_answers_are_unread(server: Any) -> None:
-    """A client that pipelines 200 requests for 512 kB answers and reads nothing gets
-    only as many answered as the output bound and the kernel's buffers hold; once it
-    reads, every answer arrives."""
+@pytest.mark.parametrize("path", ["/res/slowpeer/big", "/applets/slowpeer/big/"])
+def test_pipelined_requests_wait_while_their_answers_are_unread(server: Any, path: str) -> None:
+    """A client that pipelines 200 requests for 512 kB answers (a resource's or a Django
+    view's) and reads nothing gets only as many answered as the output bound and the
+    kernel's buffers hold; once it reads, every answer arrives."""
     tag = uuid.uuid4().hex
     count = 200
-    request = f"GET /res/slowpeer/big?kb=512&tag={tag} HTTP/1.1\r\nHost: {_host(server)}\r\n\r\n".encode()
+    request = f"GET {path}?kb=512&tag={tag} HTTP/1.1\r\nHost: {_host(server)}\r\n\r\n".encode()
     sock = connect(server)
     sock.sendall(request * count)
 
@@ -206,3 +209,25 @@ def test_a_chunk_size_over_the_body_limit_is_a_413_at_once(start_server: Any) ->
                       "Transfer-Encoding: chunked\r\n\r\nfffff\r\nonly a little").encode())
         answer = read_answer(sock)[0]
     assert answer.status == 413 and "announces 1048575 bytes" in answer.text
+
+
+def test_a_websocket_client_whose_answers_pile_up_is_paused_not_closed(server: Any) -> None:
+    """A client that sends messages the applet answers but reads none of the answers is
+    no longer read once its answers pass the bound (its sending blocks); the connection
+    stays open, and once it reads, the answers come and it can go on."""
+    raw = RawClient(server, "/ws/echo/echo", rcvbuf=8192)
+    payload = b"e" * 65536
+    raw.sock.settimeout(3.0)
+    sent = 0
+    try:
+        for _ in range(2000):  # 128 MB: far more than any buffer on the way
+            raw.send_frame(0x2, payload)
+            sent += 1
+    except TimeoutError:
+        pass  # the server stopped reading us: TCP's flow control blocked the send
+    assert 0 < sent < 2000
+    raw.sock.settimeout(WAIT)
+    for _ in range(min(sent, 20)):
+        opcode, data = raw.read_frame()
+        assert opcode == 0x2 and data == payload
+    raw.close()
