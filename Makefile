@@ -45,7 +45,7 @@ test: install browser-deps postgres-deps
 ## JupyterLab with the tutorial notebooks.
 jupyter: install
 	$(BIN)/python -m pip install -q -e '.[test,jupyter]'
-	cd notebooks && ../$(BIN)/jupyter lab
+	cd notebooks && ../$(BIN)/jupyter lab $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 ## Benchmarks side by side; writes bench/RESULTS.md.
 bench: install

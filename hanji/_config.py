@@ -12,7 +12,7 @@ thread; these are pure functions of ``os.environ`` at the time of the call.
     HANJI_TOKEN        the access token (a kernel: a random one; ``hanji serve``:
                        none on loopback, a random one elsewhere)
     HANJI_STALL_MS     a kernel's stall threshold in ms (0: off); default 50
-    HANJI_DRAIN_TIMEOUT  a kernel's drain deadline in s at shutdown; default 3
+    HANJI_DRAIN_TIMEOUT  a kernel's drain deadline in s at shutdown; default 1.5
     HANJI_SECRET_KEY   Django's SECRET_KEY; a development key by default
     HANJI_URL          the server the notebook client talks to when none runs here
     HANJI_APPLETS      applet directories, separated by os.pathsep
@@ -27,8 +27,11 @@ from pathlib import Path
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8899
 DEFAULT_STALL_MS = 50.0
-# A kernel's drain deadline: below jupyter_client's 5 s before it kills a kernel.
-DEFAULT_NOTEBOOK_DRAIN_TIMEOUT = 3.0
+# A kernel's drain deadline at exit. jupyter_client (JupyterLab's default settings)
+# sends SIGTERM to a kernel still alive half of shutdown_wait_time (5 s) after its
+# shutdown request, SIGKILL at 5 s: the drain and the on_deactivate hooks must fit
+# in the first 2.5 s.
+DEFAULT_NOTEBOOK_DRAIN_TIMEOUT = 1.5
 DEFAULT_DATA_DIR = ".hanji"
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 DEVELOPMENT_SECRET_KEY = "hanji-local-development-key-change-me"

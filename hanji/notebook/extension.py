@@ -54,10 +54,31 @@ def _start(shell: Any) -> None:
         cell_hooks.uninstall()
         raise
     magics.register(shell)
+    _arm_exit(session)
     if info is not None:
         url = public_base(session.url, session.server.port) + "/"
         display(banner(url, _banner_text(session, info.seconds, info.wanted_port),
                        href=with_token(url, session.token)))
+
+
+_exit_armed: list[bool] = []
+
+
+def _arm_exit(session: Any) -> None:
+    """Once per process: stop Hanji when the kernel exits (an atexit handler that
+    runs before crochet stops the reactor, which it registered earlier), and let a
+    SIGTERM cut the drain short rather than kill the process before the applets
+    are deactivated. Cell thread (the kernel's main thread, for the signal)."""
+    if _exit_armed:
+        return
+    _exit_armed.append(True)
+    import atexit
+    import signal
+    import threading
+
+    atexit.register(session.stop_at_exit)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, session.on_sigterm)
 
 
 def load(shell: Any) -> None:

@@ -94,6 +94,7 @@ class Session:
         self.data_dir: Path | None = None
         self.log_path: Path | None = None
         self.on_stop: list[Callable[[], None]] = []  # cell-thread callbacks after a stop
+        self.exiting = False  # the process exits: stop_at_exit runs
         self._lock = threading.Lock()
 
     # -- calls into the reactor ------------------------------------------------------
@@ -241,12 +242,52 @@ class Session:
                     callback()
             return True
 
+    def stop_at_exit(self) -> None:
+        """Stop Hanji as the process exits, if the reactor's "before shutdown"
+        trigger has not (an atexit handler, registered after crochet's so it runs
+        while the reactor still does). Main thread.
+
+        In a kernel the trigger is what runs: when the kernel's main thread ends,
+        Python waits for the reactor's (non-daemon) thread, and crochet's watchdog,
+        seeing the main thread gone, stops the reactor, which runs
+        :meth:`_shutdown_for_exit`.
+        """
+        if self.exiting or not self.running or self.server is None:
+            return
+        self.exiting = True
+        # Not Session.call: crochet's own watchdog stops the reactor (failing its
+        # pending calls with ReactorStopped) once the main thread is finishing, while
+        # the shutdown still runs; an Event set by the reactor is all we wait for.
+        done = threading.Event()
+        server = self.server
+
+        def shut_down() -> None:
+            server.shutdown(self.drain_timeout).addBoth(lambda _: done.set())
+
+        try:
+            self.reactor.callFromThread(shut_down)
+            if not done.wait(self.drain_timeout + 10.0):
+                log.warning("Hanji shutdown at exit did not finish within %g s.", self.drain_timeout + 10.0)
+        finally:
+            self.running = False
+
+    def on_sigterm(self, signum: int, frame: Any) -> None:
+        """SIGTERM: during the exit's shutdown (jupyter_client sends one 2.5 s after
+        its shutdown request), end the drain now; the deactivation still runs.
+        Otherwise exit, which stops Hanji. Main thread (a signal handler)."""
+        if self.exiting:
+            if self.server is not None and self.reactor is not None:
+                self.reactor.callFromThread(self.server.hurry)
+            return
+        raise SystemExit(128 + int(signum))
+
     def _shutdown_for_exit(self) -> defer.Deferred[Any] | None:
-        """Shut the server down with a deadline before the reactor stops; reactor
-        thread ("before shutdown" trigger, run when the kernel exits)."""
+        """Shut the server down with a deadline before the reactor stops, if
+        stop_at_exit did not; reactor thread ("before shutdown" trigger)."""
         assert_reactor_thread("Session._shutdown_for_exit()")
-        if self.server is None:
+        if self.server is None or self.exiting or not self.running:
             return None
+        self.exiting = True  # from now on a SIGTERM hurries the drain
         d = self.server.shutdown(timeout=self.drain_timeout)
         d.addTimeout(self.drain_timeout + 2.0, self.reactor)
         d.addErrback(lambda f: log.warning("Hanji shutdown at exit gave up: %s", f.getErrorMessage()))

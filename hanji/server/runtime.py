@@ -23,6 +23,7 @@ from hanji.core._context import set_django_pool
 from hanji.django.bridge import wsgi_resource
 from hanji.django.pool import DjangoPool
 from hanji.server import routes, tracking
+from hanji.server.http import answers
 from hanji.server.http.limits import Limits
 from hanji.server.http.site import HanjiSite, build_site
 from hanji.server.lifecycle import AppletLifecycle
@@ -83,6 +84,8 @@ class HanjiServer:
         self.django_resource = wsgi_resource(reactor, self.pool, self)
         self.site: HanjiSite = build_site(self, access_log, self.limits)
         self.listening_port: Any = None
+        # Ends the drain in progress at once (see hurry()); reactor thread.
+        self._hurry: list[Callable[[], None]] = []
         self.watchdog = StallWatchdog(reactor, stall_threshold_ms, self._serving, self._applet_packages)
         tracking.install(reactor)
 
@@ -188,9 +191,13 @@ class HanjiServer:
         done: defer.Deferred[int] = defer.Deferred()
         site, pool = self.site, self.pool
 
+        def hurry_now() -> None:
+            finish(self.in_flight())
+
         def finish(left: int) -> None:
             if done.called:
                 return
+            self._hurry.remove(hurry_now)
             site.request_watchers.remove(check)
             pool.job_watchers.remove(job_watcher)
             if timer.active():
@@ -205,11 +212,36 @@ class HanjiServer:
 
         timer = self.reactor.callLater(self.drain_timeout if timeout is None else timeout,
                                        lambda: finish(self.in_flight()))
+        self._hurry.append(hurry_now)
         job_watcher = (self.reactor, check)
         site.request_watchers.append(check)
         pool.job_watchers.append(job_watcher)
         check()
         return done
+
+    def hurry(self) -> None:
+        """End a drain in progress now (SIGTERM arrived): the shutdown goes on to
+        answer what is left and deactivate the applets; reactor thread."""
+        assert_reactor_thread("HanjiServer.hurry()")
+        for finish in list(self._hurry):
+            finish()
+
+    def _answer_unfinished(self) -> None:
+        """Answer the requests still in flight after the drain with 503 (or close
+        those whose answer already started), so no client is left with an empty
+        reply when the process goes; reactor thread."""
+        for request in list(self.site.in_flight):
+            if request.finished:
+                continue
+            if request.startedWriting:
+                transport: Any = request.channel.transport if request.channel is not None else None
+                if transport is not None:
+                    transport.loseConnection()
+                continue
+            body = answers.answer(request, 503, "Hanji is stopping and could not finish this request in "
+                                  "time; retry once it is back.", {b"retry-after": b"5", b"connection": b"close"})
+            request.write(body)
+            request.finish()
 
     def _close_upgraded(self) -> None:
         """Drop the upgraded connections still open (plain twisted.web websockets;
@@ -229,6 +261,8 @@ class HanjiServer:
         self.watchdog.stop()
         yield self.stop_listening()
         left = yield self.drain(deadline)
+        if left:
+            self._answer_unfinished()
         hooks_pool = self.pool
         if left and self.pool.started:
             # Workers are stuck past the deadline: leave them behind (daemon threads)

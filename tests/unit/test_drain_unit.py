@@ -37,7 +37,7 @@ class Server:
     def __init__(self, clock: Any) -> None:
         self.stand_in = types.SimpleNamespace(
             site=HanjiSite(Resource()), pool=FakePool(), applets=types.SimpleNamespace(abandoned=0),
-            reactor=clock, drain_timeout=10.0)
+            reactor=clock, drain_timeout=10.0, _hurry=[])
         self.stand_in.in_flight = types.MethodType(HanjiServer.in_flight, self.stand_in)
         self.clock = clock
 
@@ -180,3 +180,14 @@ def test_overlapping_drains_both_fire_when_the_work_ends(clock: Clock) -> None:
     request.done_in_flight()
     assert second == [0]
     assert first == [0]
+
+
+def test_hurry_ends_a_drain_at_once_with_what_is_left(clock: Clock) -> None:
+    """hurry() (SIGTERM during a kernel's exit) fires the drain now with the count left."""
+    server = Server(clock)
+    server.request()
+    fired = server.drain(60)
+    assert fired == []
+    HanjiServer.hurry(server.stand_in)  # type: ignore[arg-type]
+    assert fired == [1]
+    assert server.watchers() == ([], []) and server.stand_in._hurry == []
