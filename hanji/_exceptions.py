@@ -127,6 +127,16 @@ class HTTPStatusError(HanjiError):
     def __init__(self, response: Any) -> None:
         super().__init__(
             f"{response.method} {response.path} answered {response.status} {response.reason}: "
-            f"{response.text[:200].strip()}"
+            f"{_excerpt(response.text)}"
         )
         self.response = response
+
+
+def _excerpt(text: str, limit: int = 300) -> str:
+    """Return ``text`` up to ``limit`` characters, cut at a word boundary with the
+    length of the rest (the whole body is on ``response.text``)."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(None, 1)[0] if " " in text[:limit] else text[:limit]
+    return f"{cut}… ({len(text) - len(cut)} more characters in .response.text)"

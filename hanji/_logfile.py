@@ -21,7 +21,8 @@ from pathlib import Path
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
-FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+# The process id tells apart the kernels (and servers) sharing one data dir's log.
+FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s [%(threadName)s] %(message)s"
 
 
 def short(value: object, limit: int = 120) -> str:

@@ -28,8 +28,11 @@ def _banner_text(session: Any, seconds: float, wanted: int) -> str:
     active = len(server.registry.active())
     failed = len(server.registry.failed())
     parts = [f"Hanji {__version__} serves {{url}}"]
-    if wanted and server.port != wanted:
-        parts.append(f"port {wanted} was taken, so it listens on {server.port}")
+    skipped = list(getattr(server, "skipped_ports", []) or [])
+    if skipped:
+        taken = ", ".join(map(str, skipped))
+        parts.append(f"port{'s' if len(skipped) > 1 else ''} {taken} {'were' if len(skipped) > 1 else 'was'} "
+                     f"taken, so it listens on {server.port}")
     applets = f"{active} applet{'s' if active != 1 else ''} active"
     if failed:
         applets += f", {failed} failed (see the errors below)"

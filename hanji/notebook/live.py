@@ -67,6 +67,7 @@ def activate(applet: Any, web: Any = None, *, urls: Any = None, timeout: float =
         raise UsageError(f"hanji.activate(): {exc}") from None
     if urls is not None:
         record.urls_module = _urls_module(record.id, urls)
+    _use_latest_definitions(record)
     before = _errors.last_seq()
     try:
         done = session.call(session.server.activate_record, record, timeout=timeout,
@@ -82,6 +83,38 @@ def activate(applet: Any, web: Any = None, *, urls: Any = None, timeout: float =
             "Fix the code above and re-run the cell; the other applets are unaffected.",
         ) from exc
     return _activation(session, done)
+
+
+def _use_latest_definitions(record: AppletRecord) -> None:
+    """Serve the latest definition of each resource and websocket class that a cell
+    redefined after the WebUI listed it (re-running only the ``hanji.activate`` cell
+    would otherwise keep the old class, silently), and say so on stderr; cell thread."""
+    import sys
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    namespace = shell.user_ns if shell is not None else vars(sys.modules["__main__"])
+    web = record.web
+    replaced = []
+    for attribute in ("twisted_dynamic_resources", "websocket_resources"):
+        listed = list(getattr(web, attribute, None) or [])
+        fresh = []
+        for cls in listed:
+            latest = namespace.get(getattr(cls, "__name__", ""))
+            if (isinstance(cls, type) and isinstance(latest, type) and latest is not cls
+                    and cls.__module__ == latest.__module__ == "__main__"
+                    and latest.__qualname__ == cls.__qualname__):
+                replaced.append(cls.__name__)
+                cls = latest
+            fresh.append(cls)
+        if fresh != listed:
+            setattr(web, attribute, fresh)  # on the instance: the user's class is left as it is
+    if replaced:
+        names = ", ".join(replaced)
+        print(f"hanji.activate('{record.id}'): {names} {'was' if len(replaced) == 1 else 'were'} redefined "
+              f"after {type(web).__name__} listed {'it' if len(replaced) == 1 else 'them'}; serving the new "
+              f"definition. Re-run the {type(web).__name__} cell to keep them in step.", file=sys.stderr)
 
 
 def deactivate(applet_id: str, *, timeout: float = 30.0) -> None:

@@ -51,6 +51,18 @@ class MigrationReport(list):  # type: ignore[type-arg]
 _live: set[str] = set()  # app labels of cell-defined models, given an app config by Hanji
 
 
+def database_description() -> str:
+    """Return which database the default connection is (a destructive operation
+    says it: kernels in one folder share one SQLite file); any thread."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"the SQLite database {settings['NAME']} (shared by every kernel and server using this data dir)"
+    host = settings.get("HOST") or "localhost"
+    return f"the {connection.vendor} database {settings['NAME']!r} on {host}"
+
+
 def installed_labels() -> set[str]:
     """Return the labels of the installed Django apps (packaged applets included,
     cell-defined labels excluded)."""
@@ -260,10 +272,11 @@ def migrate_live(label: str, reset: bool = False) -> list[str]:
         tables = set(connection.introspection.table_names())
         if reset:
             with connection.schema_editor() as editor:
+                where = database_description()
                 for model in models:
                     if model._meta.db_table in tables:
                         editor.delete_model(model)
-                        actions.append(f"dropped table {model._meta.db_table}")
+                        actions.append(f"dropped table {model._meta.db_table} in {where}")
             tables = set(connection.introspection.table_names())
             _applied.pop(label, None)
         old = _applied.get(label)

@@ -53,6 +53,19 @@ def _with_deadline(
     return d.addTimeout(timeout, reactor, onTimeoutCancel=explain)
 
 
+def _notebook_applet_dirs(found: list[Path]) -> list[Path]:
+    """Return the applet directories of a kernel: those found as for ``hanji serve``
+    (``HANJI_APPLETS``, ``./applets``), else ``../applets`` (a notebook in a
+    ``notebooks/`` folder beside the project's applets, as the tutorials are)."""
+    if found:
+        return found
+    beside = Path("..", "applets").resolve()
+    if beside.is_dir():
+        log.info("Applets from %s (beside this notebook's folder; HANJI_APPLETS chooses others).", beside)
+        return [beside]
+    return []
+
+
 def _name_reactor_thread() -> str:
     """Rename the current thread ``HanjiReactor``; reactor thread."""
     threading.current_thread().name = REACTOR_THREAD_NAME
@@ -202,7 +215,7 @@ class Session:
         self.data_dir = data
         self.log_path = _logs.configure(data)
         with allow_sync_orm():
-            setup = django_setup.setup(django_setup.applet_dirs_from_env(), data)
+            setup = django_setup.setup(_notebook_applet_dirs(django_setup.applet_dirs_from_env()), data)
             django_setup.migrate()
         from hanji.notebook.schema import watch_cell_models
 

@@ -84,6 +84,8 @@ class HanjiServer:
         self.django_resource = wsgi_resource(reactor, self.pool, self)
         self.site: HanjiSite = build_site(self, access_log, self.limits)
         self.listening_port: Any = None
+        # Ports tried and found taken by the last listen() (port_fallback); reactor thread.
+        self.skipped_ports: list[int] = []
         # Ends the drain in progress at once (see hurry()); reactor thread.
         self._hurry: list[Callable[[], None]] = []
         self.watchdog = StallWatchdog(reactor, stall_threshold_ms, self._serving, self._applet_packages)
@@ -140,8 +142,15 @@ class HanjiServer:
             self.pool.start()
         set_django_pool(self.reactor, self.pool)
         self.listen(port_fallback=port_fallback)
-        self.watchdog.start()
-        return self.activate_packages()
+        started: defer.Deferred[None] = self.activate_packages()
+
+        def watch(result: Any) -> Any:
+            # Watch for stalls once started: Hanji's own start-up (imports, the
+            # first garbage collections) is not an applet's stall.
+            self.watchdog.start()
+            return result
+
+        return started.addCallback(watch)
 
     def listen(self, *, port_fallback: bool = False) -> None:
         """Listen on ``host:port`` (or the next free port); reactor thread."""
@@ -149,6 +158,7 @@ class HanjiServer:
         if self.listening_port is not None:
             return
         wanted = self.port
+        self.skipped_ports = []
         for candidate in range(wanted, wanted + (50 if port_fallback else 1)):
             try:
                 self.listening_port = self.reactor.listenTCP(candidate, self.site, interface=self.host)
@@ -156,12 +166,13 @@ class HanjiServer:
             except net_error.CannotListenError:
                 if not port_fallback or candidate == 0:
                     raise
+                self.skipped_ports.append(candidate)
         if self.listening_port is None:
             raise net_error.CannotListenError(
                 self.host, wanted, OSError(f"ports {wanted}-{wanted + 49} are all taken; set another port"))
         self.port = self.listening_port.getHost().port
-        if self.port != wanted and wanted != 0:
-            log.warning("Port %d is taken; Hanji listens on %d instead.", wanted, self.port)
+        if self.skipped_ports:
+            log.warning("%s taken; Hanji listens on %d instead.", _ports_taken(self.skipped_ports), self.port)
         log.info("Hanji serves %s/", self.url)
 
     def stop_listening(self) -> defer.Deferred[None]:
@@ -330,3 +341,10 @@ class HanjiServer:
         """Run ``f`` in the Django pool; reactor thread."""
         assert_reactor_thread("HanjiServer.call_in_pool()")
         return deferToThreadPool(self.reactor, self.pool, f, *args, **kwargs)
+
+
+def _ports_taken(ports: list[int]) -> str:
+    """Return "Port 8899 is" or "Ports 8899, 8900 are" for ``ports``."""
+    if len(ports) == 1:
+        return f"Port {ports[0]} is"
+    return f"Ports {', '.join(map(str, ports))} are"

@@ -34,6 +34,7 @@ import dataclasses
 import inspect
 import logging
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -208,6 +209,11 @@ class StallWatchdog:
         except Exception:
             served = None
         applet_id, what, place, stack = self._describe(frame, served)
+        if applet_id is None and _housekeeping(frame):
+            # The interpreter's own work (a garbage collection's weakref callbacks):
+            # nobody's code to fix.
+            log.debug("Reactor paused by the interpreter's housekeeping at %s.", place)
+            return None
         elapsed_ms = (time.monotonic() - began) * 1000.0
         key = (applet_id, place)
         with self._lock:
@@ -324,6 +330,17 @@ class _WatchedPoller:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.poller, name)
+
+
+_STDLIB = sysconfig.get_paths()["stdlib"]
+
+
+def _housekeeping(frame: FrameType) -> bool:
+    """Return True if the stalled frame is the interpreter's housekeeping: a weakref
+    or garbage-collection callback in the standard library (``weakref.py``'s
+    ``remove``, say), which runs wherever the collector happened to start."""
+    code = frame.f_code
+    return code.co_filename.startswith(_STDLIB) and code.co_name in ("remove", "_remove_dead_weakref", "__del__")
 
 
 def _applet_of_frame(frame: FrameType, packages: dict[str, str]) -> str | None:

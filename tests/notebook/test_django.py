@@ -125,5 +125,6 @@ def test_migrate_everything_and_reset(kernel: Kernel) -> None:
     """hanji.migrate() covers the installed applets and the cell models; reset=True recreates a cell model's tables."""
     assert "applied the migrations of the installed applets" in kernel.ok("hanji.migrate()").text
     result = kernel.ok("hanji.migrate('inventory', reset=True)")
-    assert "dropped table inventory_item" in result.text and "Create model Item" in result.text
+    assert "dropped table inventory_item in the SQLite database " in result.text and "Create model Item" in result.text
+    assert "db.sqlite3 (shared by every kernel and server using this data dir)" in result.text
     assert kernel.value("Item.objects.count()") == 0

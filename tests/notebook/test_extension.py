@@ -169,6 +169,31 @@ def test_taken_port_falls_back_to_the_next_free_one(new_kernel: Any) -> None:
     assert "0 applets active" in result.text
 
 
+def test_every_taken_port_is_named(new_kernel: Any) -> None:
+    """When several ports in a row are taken, the banner and the log name each one."""
+    from support.net import port_is_free
+
+    for _ in range(50):  # two consecutive ports to hold
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first < 65000 and port_is_free(first) and port_is_free(first + 1):
+            break
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", first))
+        b.bind(("127.0.0.1", first + 1))
+        a.listen(1)
+        b.listen(1)
+        kernel = new_kernel(env={"HANJI_PORT": str(first)}, applets=None)
+        result = kernel.ok("%load_ext hanji\nimport hanji")
+        got = int(kernel.value("hanji.url()").rstrip("/").rsplit(":", 1)[1])
+    assert f"ports {first}, {first + 1} were taken, so it listens on {got}" in result.text
+    log = kernel.value("open(str(__import__('hanji.notebook.session').notebook.session.get_session().log_path)).read()")
+    assert f"Ports {first}, {first + 1} are taken; Hanji listens on {got} instead." in log
+    pid = kernel.value("__import__('os').getpid()")
+    assert f" {pid} WARNING hanji.server" in log  # the kernel's process id on its lines
+
+
 def test_data_dir_holds_database_and_log(loaded: tuple[Kernel, Any]) -> None:
     """The kernel's Hanji keeps its SQLite database and its log in HANJI_DATA, not in the cells."""
     kernel, _ = loaded
@@ -184,3 +209,27 @@ def test_reload_ext_restarts_on_the_same_url(loaded: tuple[Kernel, Any]) -> None
     result = kernel.ok("%reload_ext hanji")
     assert "Hanji unloaded" in result.text and f"serves {url}" in result.text
     assert kernel.value("hanji.get(('hello_world', 'path_to_my_resource')).status") == 405
+
+
+def test_a_notebook_beside_the_applets_folder_finds_them(tmp_path: Path) -> None:
+    """A kernel started in notebooks/ next to applets/ (the tutorials' layout) finds the
+    applets without HANJI_APPLETS, and logs where from."""
+    from support.kernels import Kernel
+
+    (tmp_path / "notebooks").mkdir()
+    applet = tmp_path / "applets" / "beside"
+    applet.mkdir(parents=True)
+    (applet / "__init__.py").write_text(
+        "from hanji.core import applet as _applet\n"
+        "from hanji.core.utils import TwAppletResource\n\n"
+        "class Here(TwAppletResource):\n    path = 'here'\n"
+        "    def render_GET(self, request):\n        return 'found'\n\n"
+        "class WebUI(_applet.WebUI):\n    twisted_dynamic_resources = [Here]\n\n"
+        "applet = _applet.Applet()\n")
+    kernel = Kernel(tmp_path, env={"HANJI_APPLETS": ""}, cwd=tmp_path / "notebooks")
+    try:
+        result = kernel.ok("%load_ext hanji\nimport hanji")
+        assert "1 applet active" in result.text
+        assert kernel.value("hanji.get(('beside', 'here')).text") == "found"
+    finally:
+        kernel.shutdown()

@@ -244,3 +244,32 @@ def test_activate_rejects_bad_arguments_in_one_line(kernel: Kernel, bad: str) ->
     result = kernel.run(bad)
     assert result.error["ename"] == "UsageError"
     assert len(result.error["traceback"]) == 1
+
+
+def test_a_resource_redefined_after_its_webui_is_served_with_a_warning(kernel: Kernel) -> None:
+    """Re-running a resource cell and then only the hanji.activate cell serves the new
+    class (the WebUI still lists the old one) and says so on stderr."""
+    kernel.ok(textwrap.dedent("""
+        from hanji.core.applet import Applet, WebUI
+        from hanji.core.utils import TwAppletResource
+
+        class Version(TwAppletResource):
+            path = "version"
+            def render_GET(self, request):
+                return "v1"
+
+        class VersionWeb(WebUI):
+            twisted_dynamic_resources = [Version]
+
+        hanji.activate(Applet(id="stale"), web=VersionWeb)
+    """))
+    assert kernel.ok("print(hanji.get(('stale', 'version')).text)").stdout.strip() == "v1"
+    kernel.ok(textwrap.dedent("""
+        class Version(TwAppletResource):
+            path = "version"
+            def render_GET(self, request):
+                return "v2"
+    """))
+    result = kernel.ok("hanji.activate(Applet(id='stale'), web=VersionWeb)")
+    assert "Version was redefined after VersionWeb listed it; serving the new definition" in result.stderr
+    assert kernel.ok("print(hanji.get(('stale', 'version')).text)").stdout.strip() == "v2"

@@ -79,7 +79,8 @@ class CellResult:
 class Kernel:
     """A real IPython kernel in a subprocess, with a blocking client."""
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None, applets: Path | None = APPLETS) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, applets: Path | None = APPLETS,
+                 cwd: Path | None = None) -> None:
         self.data = tmp / "data"
         full_env = dict(os.environ)
         full_env.update({
@@ -93,7 +94,7 @@ class Kernel:
         (tmp / "no-applets").mkdir(exist_ok=True)
         full_env.update(env or {})
         self.km = KernelManager(kernel_name="python3")
-        self.km.start_kernel(env=full_env, cwd=str(tmp))
+        self.km.start_kernel(env=full_env, cwd=str(cwd or tmp))
         self.kc = self.km.blocking_client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)

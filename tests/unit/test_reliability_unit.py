@@ -84,3 +84,34 @@ def test_a_stall_without_applet_code_is_not_charged_to_the_url_s_applet() -> Non
     applet_id, what, place, _ = watchdog._describe(frame, ("someapp", "GET /res/someapp/slow"))
     assert applet_id is None
     assert "GET /res/someapp/slow" in what and "test_reliability_unit.py" in place
+
+
+def test_http_status_error_cuts_the_body_at_a_word_not_mid_word() -> None:
+    """A long error body is cut at a word boundary in HTTPStatusError's message, saying how much more there is."""
+    from types import SimpleNamespace
+
+    from hanji import HTTPStatusError
+
+    body = " ".join(f"word{i}" for i in range(200))
+    error = HTTPStatusError(SimpleNamespace(method="GET", path="/res/x/y", status=500,
+                                            reason="Internal Server Error", text=body))
+    message = str(error)
+    shown = message.split("Internal Server Error: ", 1)[1].split("…")[0]
+    assert body.startswith(shown) and shown.split()[-1] in body.split()
+    assert "more characters in .response.text" in message
+
+
+def test_the_interpreter_s_housekeeping_is_not_a_stall() -> None:
+    """A reactor found in the standard library's weakref callback (run by a garbage
+    collection, as WeakKeyDictionary's remove() was at start-up) is not reported as a
+    stall; an ordinary frame is."""
+    import sys
+    import weakref
+    from types import SimpleNamespace
+
+    from hanji.server.watchdog import _housekeeping
+
+    keys: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+    remove = keys._remove  # the callback a collection runs for each dead key
+    assert _housekeeping(SimpleNamespace(f_code=remove.__code__))  # type: ignore[arg-type]
+    assert not _housekeeping(sys._getframe())
