@@ -60,6 +60,39 @@ def exception_line(text: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
+# Frames of the machinery between Hanji and applet code (crochet, Deferreds, thread
+# pools, Hanji itself): left out of what a notebook user is shown first.
+_MACHINERY = ("/twisted/", "/crochet/", "/hanji/", "/threading.py", "/concurrent/", "/contextvars",
+              "/asyncio/", "/ipykernel/", "/IPython/")
+
+
+def user_frames(text: str) -> str:
+    """Return a traceback text with only the frames of the user's code (notebook
+    cells, applet packages) and the exception line, as IPython shows a cell's error;
+    ``text`` itself if it has no such frames. Any thread."""
+    lines = text.rstrip().splitlines()
+    kept: list[str] = []
+    i, skipping = 0, False
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("  File "):
+            skipping = any(part in line for part in _MACHINERY)
+            if not skipping:
+                kept.append(line)
+        elif line.startswith("    ") and not line.startswith("  File "):
+            if not skipping:
+                kept.append(line)
+        elif line.startswith("Traceback") or line.startswith("During handling") or line.startswith(
+                "The above exception") or not line.strip():
+            pass
+        else:
+            skipping = False
+        i += 1
+    if not kept:
+        return text.rstrip()
+    return "\n".join(["Traceback (most recent call last), your code only:", *kept, exception_line(text)])
+
+
 def all_errors(applet_id: str | None = None) -> list[AppletErrorRecord]:
     """Return recorded errors, oldest first, optionally for one applet (any thread)."""
     with _lock:

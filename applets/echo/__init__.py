@@ -1,6 +1,7 @@
 """echo: a line-echo TCP protocol opened in on_activate, as in the reference chapter.
 
-The port is 1234 as there; ``HANJI_ECHO_PORT`` overrides it (0 picks a free port).
+The port is 1234 as there; ``HANJI_ECHO_PORT`` overrides it (0 picks a free port). It
+listens on 127.0.0.1 (``HANJI_ECHO_HOST`` for another interface, ``0.0.0.0`` for all).
 Hanji closes the port when the applet is deactivated or the server stops.
 """
 
@@ -31,4 +32,5 @@ class Applet(applet.Applet):
     def on_activate(self):
         self.port_number = int(os.environ.get("HANJI_ECHO_PORT", "1234"))
         my_factory = EchoFactory()
-        reactor.callFromThread(lambda: reactor.listenTCP(self.port_number, my_factory))
+        host = os.environ.get("HANJI_ECHO_HOST", "127.0.0.1")
+        reactor.callFromThread(lambda: reactor.listenTCP(self.port_number, my_factory, interface=host))

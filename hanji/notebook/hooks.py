@@ -21,6 +21,7 @@ from IPython.core.error import UsageError
 
 from hanji.notebook import orm
 from hanji import _compat
+from hanji._exceptions import AppletActivationError
 from hanji import _errorlog as _errors
 
 _lock = threading.Lock()
@@ -68,7 +69,9 @@ class CellHooks:
         if not getattr(self.shell, "custom_exceptions", ()):
             # One clear line for user mistakes, subclasses of UsageError included
             # (IPython only shortens UsageError itself). Left alone if the user set one.
-            self.shell.set_custom_exc((UsageError,), _one_line)
+            # Hanji's usage errors and failed activations: their message says it all
+            # (an activation's carries the user's frames), no Hanji frames around it.
+            self.shell.set_custom_exc((UsageError, AppletActivationError), _one_line)
             self._owns_custom_exc = True
         # The cell running %load_ext lifts the guard only from now on: restore in post.
 

@@ -76,12 +76,17 @@ def activate(applet: Any, web: Any = None, *, urls: Any = None, timeout: float =
         raise
     except Exception as exc:
         # The traceback is raised here; don't print it again after the cell.
-        hooks.mark_shown([e.seq for e in _errors.since(before) if e.applet_id == record.id])
-        raise AppletActivationError(
+        reported = [e for e in _errors.since(before) if e.applet_id == record.id]
+        hooks.mark_shown([e.seq for e in reported])
+        frames = _errors.user_frames(reported[-1].traceback) if reported else f"{type(exc).__name__}: {exc}"
+        error = AppletActivationError(
             record.id,
-            f"Applet '{record.id}' failed to activate: {type(exc).__name__}: {exc}. "
-            "Fix the code above and re-run the cell; the other applets are unaffected.",
-        ) from exc
+            f"Applet '{record.id}' failed to activate.\n{frames}\n"
+            f"Fix the code above and re-run the cell; the other applets are unaffected. "
+            f"The whole traceback, through Hanji's and Twisted's frames: hanji.errors('{record.id}').",
+        )
+        error.__cause__ = exc  # kept for code that catches it, not shown by the notebook
+        raise error from None
     return _activation(session, done)
 
 

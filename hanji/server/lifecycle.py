@@ -111,6 +111,7 @@ class AppletLifecycle:
                 # Its routes stay mounted (state kept) until the new record replaces it.
                 yield self._stop(old, keep_serving=True)
         record.move_to(AppletState.ACTIVATING)
+        record.activated_seq = _errors.last_seq()
         work = self._hook(record, self._activate_in_worker, record)
         waited = _shielded(work)
         if self.activate_timeout is not None:

@@ -65,6 +65,9 @@ class AppletRecord:
     resources: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     websockets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     urls_module: ModuleType | None = None
+    # The error log's sequence number when the activation began: errors of an
+    # active applet after it are faults of what it runs or scheduled (hanji._errorlog).
+    activated_seq: int = 0
 
     @property
     def id(self) -> str:

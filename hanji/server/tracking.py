@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextvars
 import functools
 import threading
+import traceback
 from typing import Any, Callable
 
+from hanji import _errorlog as _errors
 from hanji import _threads
 from hanji.core._context import current_applet, on_build, opened_of
 from hanji.server import _guard
@@ -63,14 +65,36 @@ def _wrap(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
 def _wrap_call_from_thread(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call_from_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if current_applet.get() is not None:
-            # Carry the applet's context to the reactor thread with the call.
+        applet = current_applet.get()
+        if applet is not None:
+            # Carry the applet's context to the reactor thread with the call, and
+            # charge a failure of the call to the applet (Twisted would log it as
+            # the reactor's own "Unhandled Error").
             ctx = contextvars.copy_context()
-            return method(ctx.run, f, *args, **kwargs)
+            return method(ctx.run, _charged_to(applet, f), *args, **kwargs)
         return method(f, *args, **kwargs)
 
     call_from_thread._hanji_tracked = True  # type: ignore[attr-defined]
     return call_from_thread
+
+
+def _charged_to(applet: Any, f: Callable[..., Any]) -> Callable[..., Any]:
+    """Return ``f`` reporting its exception as ``applet``'s (logged under
+    ``hanji.applet.<id>``, kept in ``hanji.errors()``) instead of raising it into
+    the reactor; reactor thread, when called."""
+
+    @functools.wraps(f)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except Exception:
+            name = getattr(f, "__qualname__", None) or repr(f)
+            where = f"{name}(), run on the reactor by reactor.callFromThread"
+            _errors.report_failure(str(getattr(applet, "id", "?")), where, traceback.format_exc(),
+                                   f"Applet '{getattr(applet, 'id', '?')}': {where} failed")
+            return None
+
+    return call
 
 
 def install(reactor: Any) -> None:

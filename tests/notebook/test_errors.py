@@ -27,7 +27,10 @@ hanji.activate(Fragile)
     assert result.error["ename"] == "AppletActivationError"
     text = result.error_text
     assert 'raise RuntimeError("the sensor is unplugged")' in text  # the cell's own line, from the worker
-    assert "Applet 'fragile' failed to activate: RuntimeError: the sensor is unplugged" in text
+    assert "Applet 'fragile' failed to activate." in text and "RuntimeError: the sensor is unplugged" in text
+    # The user's frames only (IPython-style), not crochet's, Twisted's or Hanji's:
+    assert "crochet" not in text and "twisted" not in text and "/hanji/" not in text
+    assert len(text.splitlines()) < 15 and "hanji.errors('fragile')" in text
     assert "Hanji: applet 'fragile'" not in result.stderr  # not printed a second time after the cell
     errors = kernel.ok("hanji.errors('fragile')").text
     assert "Fragile.on_activate()" in errors and "RuntimeError: the sensor is unplugged" in errors
@@ -169,3 +172,22 @@ hanji.activate(Clingy, web=ClingyWeb)
     assert kernel.value("hanji.get('/res/echo/info').status") == 200
     errors = kernel.ok("print(hanji.errors('clingy'))").text
     assert errors.count("Clingy.on_deactivate()") == 2 and "RuntimeError: cannot let go v2" in errors
+
+
+def test_a_failure_in_work_scheduled_on_the_reactor_is_charged_to_its_applet(kernel: Kernel) -> None:
+    """A callable an applet hands to reactor.callFromThread that raises is reported as that
+    applet's error (not the reactor's), shown under the next cell, and the applet is
+    marked degraded in %hanji status."""
+    activated = kernel.ok(PRELUDE + """
+class Scheduler(Applet):
+    def on_activate(self):
+        reactor.callFromThread(lambda: 1 / 0)
+
+hanji.activate(Scheduler(id="scheduler"))
+""")
+    shown = activated.stderr + kernel.run("import time; time.sleep(0.5)").stderr  # this cell or the next
+    assert "Hanji: applet 'scheduler' failed in" in shown and "ZeroDivisionError" in shown
+    assert "applet 'reactor'" not in shown
+    assert kernel.value("[e.applet_id for e in hanji.errors() if 'ZeroDivisionError' in e.traceback]") == ["scheduler"]
+    status = kernel.ok("%hanji status").text
+    assert "active, degraded" in status and "ZeroDivisionError" in status
