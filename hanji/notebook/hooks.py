@@ -36,10 +36,14 @@ def mark_shown(seqs: list[int]) -> None:
 
 def format_error(record: _errors.AppletErrorRecord) -> str:
     """Return the text printed in the notebook for one recorded error."""
-    what = record.where if record.where.startswith("reactor stall") else f"failed in {record.where}"
+    if record.where.startswith("reactor stall"):
+        return (f"Hanji: applet '{record.applet_id}' {record.where} (hanji.errors() keeps it):\n"
+                f"{record.traceback.rstrip()}\n")
+    # The user's frames, as IPython shows a cell's error; the whole traceback (through
+    # Twisted's and Hanji's frames) stays in hanji.errors().
     return (
-        f"Hanji: applet '{record.applet_id}' {what} "
-        f"(hanji.errors() keeps it):\n{record.traceback.rstrip()}\n"
+        f"Hanji: applet '{record.applet_id}' failed in {record.where} "
+        f"(hanji.errors() keeps the whole traceback):\n{_errors.user_frames(record.traceback)}\n"
     )
 
 
