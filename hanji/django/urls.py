@@ -1,7 +1,10 @@
 """Django's root URLconf: the home page and every active applet's ``urls.py``.
 
-Rebuilt by the server (reactor thread) whenever an applet is activated or removed;
-Django's resolver cache is cleared so the next request sees the new table.
+At import it holds the URLs of every installed applet package, so that Django's own
+tools see them without a running server (``hanji manage test``, ``reverse()``,
+``runserver``). The server rebuilds it (reactor thread) whenever an applet is
+activated or removed; Django's resolver cache is cleared so the next request sees
+the new table.
 """
 
 from __future__ import annotations
@@ -56,3 +59,28 @@ def describe() -> list[tuple[str, str, str]]:
         for url, what in _walk([p], ""):
             rows.append((url, owner, what))
     return rows
+
+
+def _installed_records() -> list[Any]:
+    """Return records of the installed applet packages with their ``urls`` modules
+    (blocking imports: at the URLconf's first import, in Django's start-up)."""
+    import logging
+    import os
+
+    from hanji.django.setup import import_optional
+    from hanji.server.registry import load_package
+
+    records = []
+    for package in [p for p in os.environ.get("HANJI_INSTALLED_APPLETS", "").split(",") if p]:
+        try:
+            record = load_package(package)
+            record.urls_module = import_optional(f"{package}.urls")
+        except Exception:
+            # The server reports the applet's failure when it activates it.
+            logging.getLogger("hanji.server").debug("No URLs for applet package %s.", package, exc_info=True)
+            continue
+        records.append(record)
+    return records
+
+
+rebuild(_installed_records())
