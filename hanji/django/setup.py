@@ -151,6 +151,11 @@ def setup(
         if debug:
             os.environ["HANJI_DEBUG"] = "1"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", _config.django_settings_module())
+        if os.environ["DJANGO_SETTINGS_MODULE"] != _config.DJANGO_SETTINGS and "" not in sys.path \
+                and os.getcwd() not in sys.path:
+            # A project's settings module (HANJI_SETTINGS=mysite.settings) imports from
+            # the current directory, as it does through Django's manage.py.
+            sys.path.insert(0, os.getcwd())
         dirs = applet_dirs if applet_dirs is not None else applet_dirs_from_env()
         packages = discover(dirs)
         os.environ["HANJI_INSTALLED_APPLETS"] = ",".join(packages)

@@ -22,7 +22,6 @@ _owners: dict[int, str] = {}
 
 def rebuild(records: list[Any]) -> None:
     """Rebuild ``urlpatterns`` from the active applet records (any thread)."""
-    global urlpatterns
     patterns: list[Any] = list(_base)
     owners: dict[int, str] = {}
     # Applets mounted at a prefix first, root-mounted ones last, so a root applet
@@ -36,7 +35,9 @@ def rebuild(records: list[Any]) -> None:
         patterns.append(pattern)
     _owners.clear()
     _owners.update(owners)
-    urlpatterns = patterns
+    # In place, not rebound: a project's ROOT_URLCONF that include()s this module
+    # holds on to this very list.
+    urlpatterns[:] = patterns
     clear_url_caches()
 
 
