@@ -169,21 +169,79 @@ def setup(
         return _result
 
 
-def migrate(verbosity: int = 0) -> None:
-    """Apply migrations, creating tables for applets without migrations too.
+def migrate(verbosity: int = 0) -> dict[str, str]:
+    """Apply migrations, creating tables for applets without migrations too; return
+    the applet packages whose migrations failed, with the traceback and the fix.
 
+    An applet's initial migration whose tables already exist (created before the
+    applet had migrations) is recorded as applied, as Django's ``--fake-initial``
+    does. A failing migration of an applet is logged and reported under the applet
+    (marked failed in the setup result, so it is not activated); the other apps are
+    migrated one by one and the server goes on. A failure outside applets raises.
     Blocks on the database: must not run on the reactor thread.
     """
     assert_not_reactor_thread("hanji.django.setup.migrate()")
     from django.core.management import call_command
     from django.db import connections
 
+    failed: dict[str, str] = {}
+    applets = set(_result.packages) if _result is not None else set()
     try:
-        call_command("migrate", interactive=False, run_syncdb=True, verbosity=verbosity)
+        try:
+            call_command("migrate", interactive=False, run_syncdb=True, fake_initial=True, verbosity=verbosity)
+        except Exception as exc:
+            label = _migrating_app(exc)
+            if label not in applets:
+                raise
+            failed[label] = _migration_failure(label)
+            for other in sorted(_migrated_labels() - {label}):
+                try:
+                    call_command("migrate", other, interactive=False, fake_initial=True, verbosity=verbosity)
+                except Exception as again:
+                    culprit = _migrating_app(again)
+                    if culprit not in applets:
+                        raise
+                    failed.setdefault(culprit, _migration_failure(culprit))
     finally:
         # Under `hanji serve` this is the thread that becomes the reactor's: it must
         # not keep a database connection for the server's whole life.
         connections.close_all()
+    if _result is not None:
+        for package, text in failed.items():
+            _result.packages.pop(package, None)
+            _result.failures[package] = text
+    return failed
+
+
+def _migrating_app(exc: BaseException) -> str | None:
+    """Return the app label of the migration being applied when ``exc`` was raised
+    (a local of Django's migration executor), or None."""
+    tb = exc.__traceback__
+    label = None
+    while tb is not None:
+        app_label = getattr(tb.tb_frame.f_locals.get("migration"), "app_label", None)
+        if app_label:
+            label = str(app_label)
+        tb = tb.tb_next
+    return label
+
+
+def _migration_failure(label: str) -> str:
+    """Log and report a failed migration of applet ``label``; return the text kept."""
+    text = traceback.format_exc() + (
+        f"\nThe migrations of applet '{label}' failed; it is not activated, the other applets "
+        f"serve. Fix its migrations (hanji manage showmigrations {label}, hanji manage migrate "
+        f"{label}) and restart.")
+    _errors.report_failure(label, f"migrating applet '{label}'", text,
+                           f"Applet '{label}': its migrations failed; the others go on")
+    return text
+
+
+def _migrated_labels() -> set[str]:
+    """Return the labels of the installed apps that have migrations."""
+    from django.db.migrations.loader import MigrationLoader
+
+    return set(MigrationLoader(None, ignore_no_migrations=True).migrated_apps)
 
 
 def import_optional(module: str) -> ModuleType | None:

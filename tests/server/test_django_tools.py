@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from support.paths import APPLETS
 
@@ -39,3 +40,38 @@ def test_a_project_settings_module_imports_from_the_current_directory(tmp_path: 
                          env=dict(os.environ, HANJI_SETTINGS="mysite.settings", HANJI_ECHO_PORT="0"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1].split() == ["mine", "/site/applets/notes/"]
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_from_no_migrations_to_migrations_and_a_broken_one(tmp_path: Path, start_server: Any) -> None:
+    """An applet whose tables were made without migrations starts after makemigrations
+    (its initial migration is faked, as --fake-initial does); an applet whose migration
+    fails is marked failed, named in the log with the fix, and the others serve."""
+    applets, data = tmp_path / "applets", tmp_path / "data"
+    _write(applets / "inventory" / "__init__.py", "from hanji.core import applet as _applet\napplet = _applet.Applet()\n")
+    _write(applets / "inventory" / "models.py", "from django.db import models\n\n\n"
+                                                "class Item(models.Model):\n    name = models.CharField(max_length=100)\n")
+    manage = [sys.executable, "-m", "hanji", "manage", "--applets", str(applets), "--data", str(data)]
+    env = dict(os.environ, HANJI_ECHO_PORT="0")
+    first = start_server([applets], args=["--data", str(data)])  # tables made without migrations
+    first.stop()
+    made = subprocess.run([*manage, "makemigrations", "inventory"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    assert made.returncode == 0 and (applets / "inventory" / "migrations" / "0001_initial.py").exists(), made.stderr
+    _write(applets / "brokenmig" / "__init__.py", "from hanji.core import applet as _applet\napplet = _applet.Applet()\n")
+    _write(applets / "brokenmig" / "migrations" / "__init__.py", "")
+    _write(applets / "brokenmig" / "migrations" / "0001_initial.py",
+           "from django.db import migrations\n\n\ndef fail(apps, schema_editor):\n"
+           "    raise RuntimeError('this migration is broken')\n\n\n"
+           "class Migration(migrations.Migration):\n    initial = True\n    dependencies = []\n"
+           "    operations = [migrations.RunPython(fail)]\n")
+    server = start_server([applets], args=["--data", str(data)])
+    log = server.log
+    assert "Applet 'inventory' active" in log
+    assert "Applet 'brokenmig': its migrations failed; the others go on" in log
+    assert "hanji manage migrate brokenmig" in log and "already exists" not in log
+    assert "1 active, 1 failed" in log
