@@ -21,12 +21,24 @@ ALLOWED_HOSTS = ["*"]
 _applets = [a for a in os.environ.get("HANJI_INSTALLED_APPLETS", "").split(",") if a]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "hanji.django",
     *_applets,
+]
+
+# Static files: served by the reactor at /static/<app folder or applet id>/…; collected
+# by `hanji manage collectstatic` in the same layout (hanji.django.staticfiles).
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "hanji.django.staticfiles.NonAppletAppDirectoriesFinder",
+    "hanji.django.staticfiles.AppletFinder",
 ]
 
 MIDDLEWARE = [

@@ -35,6 +35,9 @@ class SetupResult:
     data_dir: Path
     packages: dict[str, Path]  # package name -> package dir, installed in Django
     failures: dict[str, str]  # package name -> traceback text
+    # Top-level folders of the other apps' static files ("admin"...), served by the
+    # reactor at /static/<name>/ (hanji.django.staticfiles).
+    app_static: dict[str, Path] = dataclasses.field(default_factory=dict)
 
 
 def resolve_data_dir(arg: Path | str | None = None) -> Path:
@@ -165,7 +168,9 @@ def setup(
         failures = _populate(packages)
         set_script_prefix("/")
         installed = {n: p for n, p in packages.items() if n not in failures}
-        _result = SetupResult(dirs, data, installed, failures)
+        from hanji.django.staticfiles import app_static_folders
+
+        _result = SetupResult(dirs, data, installed, failures, app_static_folders())
         return _result
 
 

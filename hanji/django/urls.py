@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.urls import URLPattern, URLResolver, clear_url_caches, include, path
 
 from hanji.django import views
 
-_base = [path("", views.home, name="hanji-home")]
+_base = [path("", views.home, name="hanji-home"), path("admin/", admin.site.urls)]
 urlpatterns: list[Any] = list(_base)
 _owners: dict[int, str] = {}
 
@@ -67,6 +68,9 @@ def _installed_records() -> list[Any]:
     (blocking imports: at the URLconf's first import, in Django's start-up)."""
     import logging
     import os
+    from pathlib import Path
+
+    from django.apps import apps
 
     from hanji.django.setup import import_optional
     from hanji.server.registry import load_package
@@ -74,7 +78,7 @@ def _installed_records() -> list[Any]:
     records = []
     for package in [p for p in os.environ.get("HANJI_INSTALLED_APPLETS", "").split(",") if p]:
         try:
-            record = load_package(package)
+            record = load_package(package, Path(apps.get_app_config(package.rsplit(".", 1)[-1]).path))
             record.urls_module = import_optional(f"{package}.urls")
         except Exception:
             # The server reports the applet's failure when it activates it.

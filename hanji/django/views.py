@@ -30,12 +30,25 @@ def _card(record: Any, request: HttpRequest) -> dict[str, Any]:
             "has_help": record.static_dir is not None and (record.static_dir / "help.html").is_file()}
 
 
-def _token_query(request: HttpRequest) -> str:
-    """Return ``?token=…`` if the page was opened with the access token, else ''.
+def page_token(request: HttpRequest) -> str | None:
+    """Return the access token a page opened with ``?token=`` or with a notebook's
+    ``?ticket=`` passes on to its links and scripts, else None.
 
-    A page framed in another site's page (``hanji.show`` in a notebook on
-    ``localhost``) gets no SameSite cookie, so its own links carry the token."""
+    A page framed in another site's page (``hanji.show`` in a notebook on a name
+    other than the server's) gets no SameSite cookie, so its own links carry the
+    token. A ticket stands for the token (see hanji.server.security.access); the
+    request got here, so it was valid or the browser has the cookie."""
     token = request.GET.get("token")
+    if token:
+        return token
+    if request.GET.get("ticket"):
+        return getattr(hanji_server(request), "token", None)
+    return None
+
+
+def _token_query(request: HttpRequest) -> str:
+    """Return ``?token=…`` for :func:`page_token`'s token, else ''."""
+    token = page_token(request)
     return f"?{urlencode({'token': token})}" if token else ""
 
 
@@ -65,4 +78,7 @@ def home(request: HttpRequest) -> HttpResponse:
     cards = [_card(r, request) for r in records]
     return render(request, "hanji/home.html",
                   {"cards": cards, "failed": failed, "debug_tracebacks": debug_enabled(),
-                   "token_query": _token_query(request)})
+                   "token_query": _token_query(request), "page_token": page_token(request) or "",
+                   # Django's admin, for a user who may use it (staff, logged in).
+                   "show_admin": bool(getattr(request.user, "is_active", False)
+                                      and getattr(request.user, "is_staff", False))})

@@ -11,7 +11,7 @@ from typing import Any
 from hanji.notebook import live, schema
 from hanji.notebook._usage import UnknownApplet, UsageError
 from hanji.notebook.client import aget, apost, arequest, get, post, request, site_path
-from hanji.notebook.display import applet_frame, applet_page, public_base, with_token
+from hanji.notebook.display import applet_frame, applet_page, display_live, public_base, stopped_note, with_token
 from hanji.notebook.reports import Errors, Routes, Status, applets_of, errors_view
 from hanji.notebook.schema import MigrationReport
 from hanji.notebook.session import get_session, running_session
@@ -72,13 +72,23 @@ def _active_record(applet_id: str) -> Any:
 
 def show(applet_id: str, *, height: int = 360) -> None:
     """Show an applet's web UI inline (an iframe of its card on the home page) with
-    a link to open it in a new tab."""
-    from IPython.display import display
+    a link to open it in a new tab.
+
+    The frame and the link carry one-time tickets, not the access token, so that a
+    saved notebook holds none; when Hanji stops, the output says so."""
+    from hanji.server.security.access import issue_ticket
 
     session = running_session()
     record = _active_record(applet_id)
-    page = applet_page(public_base(session.url, session.server.port), record.id, session.token)
-    display(applet_frame(record.id, str(record.applet.name), page, height))
+    base = public_base(session.url, session.server.port)
+    token = session.token
+
+    def page() -> str:
+        return applet_page(base, record.id, ticket=issue_ticket(token) if token else None)
+
+    frame = applet_frame(record.id, str(record.applet.name), page(), height, link_url=page())
+    display_live(frame, stopped_note(f"the server that showed applet '{record.id}' at {base}/"),
+                 session.on_stop)
 
 
 def errors(applet_id: str | None = None, *, clear: bool = False) -> Errors:
@@ -132,6 +142,7 @@ def status() -> Status:
         applets=applets_of(session.server) if session.server is not None else Applets(),
         errors=len(_errors.all_errors()),
         stalls=session.server.watchdog.summary() if session.server is not None else "",
+        token=session.token if running else None,
     )
 
 

@@ -115,6 +115,17 @@ class Response:
         kind = self.content_type or "no content type"
         return f"<Response [{self.status} {self.reason}] {self.method} {self.path} ({kind}, {len(self.content)} bytes)>"
 
+    def _browser_url(self) -> str:
+        """Return the URL of :attr:`path` that a browser opens: on the public base, with
+        ``?token=`` (a browser has no Authorization header); :attr:`url` if Hanji stopped."""
+        from hanji.notebook.display import public_base, with_token
+        from hanji.notebook.session import get_session
+
+        session = get_session()
+        if not session.running or session.server is None or not self.url.startswith(session.url):
+            return self.url
+        return with_token(public_base(session.url, session.server.port) + self.path, session.token)
+
     def _repr_html_(self) -> str:
         colour = "#2e7d32" if self.status < 400 else "#c62828"
         body = self.text
@@ -131,7 +142,7 @@ class Response:
             '<div class="hanji-response" style="font-family:monospace">'
             f'<span style="color:#fff;background:{colour};padding:1px 6px;border-radius:3px">'
             f"{self.status} {html.escape(self.reason)}</span> {html.escape(self.method)} "
-            f'<a href="{html.escape(self.url)}" target="_blank">{html.escape(self.path)}</a> '
+            f'<a href="{html.escape(self._browser_url())}" target="_blank">{html.escape(self.path)}</a> '
             f'<span style="color:#777">{html.escape(self.content_type or "no content type")}, '
             f"{len(self.content)} bytes, {self.elapsed * 1000:.0f} ms</span>"
             f'<pre style="margin:4px 0;max-height:20em;overflow:auto">{html.escape(body)}</pre></div>'

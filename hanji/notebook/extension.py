@@ -15,7 +15,7 @@ from typing import Any
 
 from hanji.notebook import hooks as _hooks
 from hanji.notebook import live, magics
-from hanji.notebook.display import banner, public_base, with_token
+from hanji.notebook.display import banner, display_live, public_base, stopped_note, with_query
 from hanji.notebook.session import get_session
 
 _cell_hooks: list[_hooks.CellHooks] = []
@@ -44,8 +44,6 @@ def _banner_text(session: Any, seconds: float, wanted: int) -> str:
 def _start(shell: Any) -> None:
     """Start the session with the hooks installed first, so that errors of the
     packaged applets show under this cell; print the banner."""
-    from IPython.display import display
-
     session = get_session()
     if not _cell_hooks:
         _cell_hooks.append(_hooks.CellHooks(shell))
@@ -59,9 +57,14 @@ def _start(shell: Any) -> None:
     magics.register(shell)
     _arm_exit(session)
     if info is not None:
+        from hanji.server.security.access import issue_ticket
+
         url = public_base(session.url, session.server.port) + "/"
-        display(banner(url, _banner_text(session, info.seconds, info.wanted_port),
-                       href=with_token(url, session.token)))
+        # A one-time ticket, not the token: the banner is saved with the notebook.
+        ticket = issue_ticket(session.token) if session.token else None
+        display_live(banner(url, _banner_text(session, info.seconds, info.wanted_port),
+                            href=with_query(url, "ticket", ticket)),
+                     stopped_note(f"the server at {url}"), session.on_stop)
 
 
 _exit_armed: list[bool] = []

@@ -54,6 +54,15 @@ class Applets(list):  # type: ignore[type-arg]
         return self._render()[1] if self else "<p>No applet.</p>"
 
 
+def _state(record: Any) -> str:
+    """Return the applet's state, "active, degraded" when it is active but work it
+    scheduled failed after its activation (a port it could not open, say)."""
+    state = str(record.state)
+    if record.is_active and any(e.seq > record.activated_seq for e in _errors.all_errors(record.id)):
+        return f"{state}, degraded"
+    return state
+
+
 def applets_of(server: Any) -> Applets:
     """Return the :class:`Applets` view of ``server``'s registry; any thread."""
     rows = Applets()
@@ -61,7 +70,7 @@ def applets_of(server: Any) -> Applets:
         rows.append({
             "id": record.id,
             "name": record.applet.name,
-            "state": record.state,
+            "state": _state(record),
             "version": record.version,
             "source": record.package or "notebook",
             "resources": [f"/res/{record.id}/{p}" for p in record.resources]
@@ -76,8 +85,9 @@ class Status:
 
     def __init__(self, running: bool, url: str | None, public_url: str | None, reactor: str,
                  reactor_alive: bool, data_dir: str | None, log_path: str | None,
-                 applets: Applets, errors: int, stalls: str = "") -> None:
+                 applets: Applets, errors: int, stalls: str = "", token: str | None = None) -> None:
         self.running, self.url, self.public_url = running, url, public_url
+        self.token = token  # for the HTML view's link, which a browser opens
         self.stalls = stalls
         self.reactor, self.reactor_alive = reactor, reactor_alive
         self.data_dir, self.log_path = data_dir, log_path
@@ -102,9 +112,12 @@ class Status:
     def _repr_html_(self) -> str:
         head = "<br>".join(html.escape(line) for line in self._lines())
         if self.running and self.url:
+            from hanji.notebook.display import with_token
+
             target = (self.public_url or self.url) + "/"
+            href = with_token(target, self.token)
             head = head.replace(html.escape(self.url + "/"),
-                                f'<a href="{html.escape(target)}" target="_blank">{html.escape(target)}</a>', 1)
+                                f'<a href="{html.escape(href)}" target="_blank">{html.escape(target)}</a>', 1)
         return f"<div class='hanji-status'>{head}{self.applets._repr_html_()}</div>"
 
 
@@ -153,17 +166,33 @@ def errors_view(records: list[AppletErrorRecord]) -> Errors:
     return Errors(records)
 
 
-class Activation:
-    """What ``hanji.activate()`` did: the applet, its version and its URLs."""
+def _session_token() -> str | None:
+    """Return the access token of this kernel's server, or None when not running."""
+    from hanji.notebook.session import get_session
 
-    def __init__(self, applet_id: str, version: int, state: str, urls: list[str]) -> None:
+    session = get_session()
+    return session.token if session.running and session.server is not None else None
+
+
+class Activation:
+    """What ``hanji.activate()`` did: the applet, its version and its URLs.
+
+    The HTML view's links carry ``?token=`` (``token``, by default the running
+    server's), so that they open in a browser that never visited the site."""
+
+    def __init__(self, applet_id: str, version: int, state: str, urls: list[str],
+                 token: str | None = None) -> None:
         self.id, self.version, self.state, self.urls = applet_id, version, state, urls
+        self.token = token if token is not None else _session_token()
 
     def __repr__(self) -> str:
         where = ", ".join(self.urls) if self.urls else "no resource"
         return f"Applet '{self.id}' v{self.version} {self.state}: {where}"
 
     def _repr_html_(self) -> str:
-        links = ", ".join(f'<a href="{html.escape(u)}" target="_blank">{html.escape(u)}</a>' for u in self.urls)
+        from hanji.notebook.display import with_token
+
+        links = ", ".join(f'<a href="{html.escape(with_token(u, self.token))}" target="_blank">{html.escape(u)}</a>'
+                          for u in self.urls)
         return (f"<div class='hanji-activation'>Applet <b>{html.escape(self.id)}</b> v{self.version} "
                 f"{html.escape(self.state)}: {links or 'no resource'}</div>")

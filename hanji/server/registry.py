@@ -157,8 +157,10 @@ def prepare(
     if getattr(web, "applet", None) is None:
         web.applet = applet
     record = AppletRecord(applet=applet, web=web, package=package, path=path)
-    # Where WebUI.render() finds content.html (hanji.django.webui).
-    web._hanji_template_dir = record.template_dir
+    # Where WebUI.render() finds content.html (hanji.django.webui); a WebUI instance
+    # shared by two records of one package keeps the folder it has.
+    if record.template_dir is not None or getattr(web, "_hanji_template_dir", None) is None:
+        web._hanji_template_dir = record.template_dir
     return record
 
 

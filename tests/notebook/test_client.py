@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from support.kernels import Kernel, open_url
 
@@ -143,13 +144,14 @@ def test_url_returns_absolute_urls(kernel: Kernel) -> None:
 
 
 def test_show_displays_an_iframe_and_a_link(kernel: Kernel) -> None:
-    """hanji.show displays the applet's web UI in an iframe with a link to open it."""
+    """hanji.show displays the applet's web UI in an iframe with a link to open it, each with its own one-time ticket."""
     base = kernel.value("hanji.url()")
-    token = kernel.value("__import__('hanji.notebook.session', fromlist=['_']).get_session().token")
     result = kernel.ok("hanji.show('mirror')")
     (html,) = result.data("text/html")
-    page = f"{base}?applet=mirror&amp;token={token}#applet-mirror"
-    assert f'<iframe src="{page}"' in html and f'href="{page}"' in html
+    page = re.escape(f"{base}?applet=mirror&amp;ticket=") + r"[\w-]+" + re.escape("#applet-mirror")
+    frame = re.search(f'<iframe data-hanji-url="({page})"', html)
+    link = re.search(f'<a href="({page})" data-hanji-url="', html)
+    assert frame and link and frame.group(1) != link.group(1), html
     assert kernel.value("'Mirror of mirror' in hanji.get('/').text") is True  # what the iframe shows
 
 
@@ -159,7 +161,7 @@ def test_public_base_url_for_remote_notebooks(kernel: Kernel) -> None:
     kernel.ok("import os; os.environ['HANJI_PUBLIC_URL'] = 'https://lab.example.org/proxy/{port}/'")
     (html,) = kernel.ok("hanji.show('mirror')").data("text/html")
     token = kernel.value("__import__('hanji.notebook.session', fromlist=['_']).get_session().token")
-    assert f'src="https://lab.example.org/proxy/{port}/?applet=mirror&amp;token={token}#applet-mirror"' in html
+    assert f'<iframe data-hanji-url="https://lab.example.org/proxy/{port}/?applet=mirror&amp;ticket=' in html
     # The browser's URL carries the token (the first visit sets the cookie); the local one does not.
     assert kernel.value("hanji.url('mirror', 'x', public=True)") == f"https://lab.example.org/proxy/{port}/res/mirror/x?token={token}"
     assert kernel.value("hanji.url(public=True)") == f"https://lab.example.org/proxy/{port}/?token={token}"
@@ -167,7 +169,7 @@ def test_public_base_url_for_remote_notebooks(kernel: Kernel) -> None:
     assert kernel.value("hanji.get(('mirror', 'mirror')).status") == 200
     kernel.ok("del os.environ['HANJI_PUBLIC_URL']; os.environ['JUPYTERHUB_SERVICE_PREFIX'] = '/user/ada/'")
     (html,) = kernel.ok("hanji.show('mirror')").data("text/html")
-    assert f'src="/user/ada/proxy/{port}/?applet=mirror&amp;token={token}#applet-mirror"' in html
+    assert f'<iframe data-hanji-url="/user/ada/proxy/{port}/?applet=mirror&amp;ticket=' in html
     kernel.ok("del os.environ['JUPYTERHUB_SERVICE_PREFIX']")
 
 

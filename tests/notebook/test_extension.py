@@ -33,8 +33,7 @@ def test_load_shows_one_line_banner_with_link_and_time(loaded: tuple[Kernel, Any
     packages = [d for d in APPLETS.iterdir() if (d / "__init__.py").is_file() and not d.name.startswith("_")]
     assert int(match.group(2)) == len(packages) and "failed" not in plain
     (html,) = result.data("text/html")
-    token = kernel.value("__import__('hanji.notebook.session', fromlist=['_']).get_session().token")
-    assert f'<a href="{match.group(1)}?token={token}" target="_blank"' in html
+    assert re.search(f'<a href="{re.escape(match.group(1))}' + r'\?ticket=[\w-]+" data-hanji-url=', html), html
     assert kernel.value("hanji.url()") == match.group(1)
 
 

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from support.jupyter import JupyterProcess
 from support.net import free_port
 from support.polling import wait_until
 
@@ -65,88 +63,12 @@ print("HANJI " + json.dumps({"url": hanji.url(), "token": get_session().token}))
 '''
 
 
-class JupyterServer:
-    """A ``jupyter server`` process with default settings but for its port and token."""
-
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.port, self.token = free_port(), uuid.uuid4().hex
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = root / "jupyter.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={self.port}",
-             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={self.token}",
-             f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0"],
-            cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self._ready(), WAIT, lambda: f"jupyter server did not start:\n{self.log}")
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"jupyter server exited:\n{self.log}")
-        try:
-            return self.api("GET", "/api/status")[0] == 200
-        except OSError:
-            return False
-
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """Call the REST API; return the status and the decoded JSON (None if empty)."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Authorization": f"token {self.token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=WAIT) as answer:
-                raw = answer.read()
-                return answer.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode(errors="replace")
-
-    def execute(self, kernel_id: str, code: str) -> str:
-        """Run ``code`` in the kernel through the channels websocket; return its stdout.
-        Fail with the error the cell raised, if any."""
-        url = f"ws://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels?token={self.token}"
-        msg_id = uuid.uuid4().hex
-        message = {
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
-        }
-        out: list[str] = []
-        with connect(url, open_timeout=WAIT, max_size=None) as ws:
-            ws.send(json.dumps(message))
-            while True:
-                reply = json.loads(ws.recv(timeout=WAIT))
-                if reply.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind, content = reply["msg_type"], reply["content"]
-                if kind == "stream":
-                    out.append(content["text"])
-                elif kind == "error":
-                    raise AssertionError("the cell failed: " + "\n".join(content["traceback"]))
-                elif kind == "execute_reply":
-                    return "".join(out)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._log.close()
-
-
 @pytest.fixture
-def jupyter(tmp_path: Path) -> Iterator[JupyterServer]:
+def jupyter(tmp_path: Path) -> Iterator[JupyterProcess]:
     """A jupyter server rooted in an empty folder (Hanji's data dir lands there)."""
     env = dict(os.environ, HANJI_PORT=str(free_port()))
     env.pop("HANJI_DRAIN_TIMEOUT", None)
-    server = JupyterServer(tmp_path, env)
+    server = JupyterProcess(tmp_path, env)
     yield server
     server.stop()
 
@@ -174,7 +96,7 @@ def _watch_ws(url: str, token: str, results: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("drain", ["default", "longer than SIGTERM's delay"])
-def test_kernel_shutdown_from_jupyter_runs_the_cleanup(jupyter: JupyterServer, tmp_path: Path, drain: str) -> None:
+def test_kernel_shutdown_from_jupyter_runs_the_cleanup(jupyter: JupyterProcess, tmp_path: Path, drain: str) -> None:
     """Shutting a kernel down through jupyter_server's REST API with requests and a
     websocket in flight: the finishing request gets its answer, the one that never
     finishes a 503, the websocket 1001, on_deactivate runs, the log ends with "Hanji

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.error
 import urllib.request
@@ -67,15 +68,33 @@ def test_ws_client_sends_the_token_header(kernel: Kernel) -> None:
     kernel.ok("conn.close()")
 
 
-def test_show_link_carries_the_token_and_opens_the_page(kernel: Kernel) -> None:
-    """The page hanji.show frames has ?token=, which opens it for a browser and sets the cookie."""
+def test_show_frame_carries_a_one_time_ticket_that_opens_the_page(kernel: Kernel) -> None:
+    """The page hanji.show frames has a ?ticket= whose first use opens it and sets the cookie; a second use is refused."""
     kernel.ok(WHO_ASKS)
     (html,) = kernel.ok("hanji.show('who')").data("text/html")
-    src = re.search(r'<iframe src="([^"]+)"', html).group(1).replace("&amp;", "&")
-    assert "token=" in src
+    src = re.search(r'<iframe data-hanji-url="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert "ticket=" in src and "token=" not in src
     with urllib.request.urlopen(src, timeout=30) as resp:
         assert resp.status == 200
         assert any(c.startswith("hanji-token-") for c in resp.headers.get_all("Set-Cookie"))
+    assert _status(src) == 403  # spent: only the cookie it set opens it again
+
+
+def test_saved_outputs_hold_no_token_and_say_when_hanji_stopped(new_kernel) -> None:  # type: ignore[no-untyped-def]
+    """The banner and hanji.show outputs hold no access token, and %unload_ext hanji replaces them by a "Hanji stopped" note."""
+    k = new_kernel(env={"HANJI_TOKEN": ""}, applets=None)
+    loaded = k.ok("%load_ext hanji\nimport hanji\n" + WHO_ASKS)
+    shown = k.ok("hanji.show('who')")
+    token = k.value(f"{SESSION}.token")
+    displays = [o["content"] for o in loaded.outputs + shown.outputs if o["msg_type"] == "display_data"]
+    ids = {d.get("transient", {}).get("display_id") for d in displays} - {None}
+    assert len(ids) == 2, displays  # the banner and the frame
+    assert token not in json.dumps([d["data"] for d in displays])
+    unloaded = k.ok("%unload_ext hanji")
+    updates = {o["content"]["transient"]["display_id"]: o["content"]["data"] for o in unloaded.outputs
+               if o["msg_type"] == "update_display_data"}
+    assert set(updates) == ids
+    assert all("Hanji stopped" in d["text/plain"] and "Hanji stopped" in d["text/html"] for d in updates.values())
 
 
 def test_hanji_token_sets_the_kernel_token(new_kernel) -> None:  # type: ignore[no-untyped-def]

@@ -64,7 +64,7 @@ def test_01_getting_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "Applet 'hello_notebook' v2 active" in _out(nb, "Bonjour")
     assert "{'greeting': 'Bonjour, Ada !'}" in _out(nb, 'hanji.get(("hello_notebook", "greet"), params={"name": "Ada"}).json()')
     assert "[1, 4, 9, 16, 25]" in _out(nb, "asyncio.gather")
-    assert "<iframe src=" in _html(nb, 'hanji.show("hello_notebook")')
+    assert "<iframe data-hanji-url=" in _html(nb, 'hanji.show("hello_notebook")')
     status = _out(nb, "%hanji status")
     assert "reactor thread HanjiReactor: alive" in status
     assert re.search(r"hello_notebook\s+active\s+v2\s+notebook\s+/res/hello_notebook/greet\s+-", status)

@@ -75,3 +75,52 @@ def test_from_no_migrations_to_migrations_and_a_broken_one(tmp_path: Path, start
     assert "Applet 'brokenmig': its migrations failed; the others go on" in log
     assert "hanji manage migrate brokenmig" in log and "already exists" not in log
     assert "1 active, 1 failed" in log
+
+
+def test_other_apps_static_files_are_served_and_collected_in_the_same_layout(server: Any, tmp_path: Path) -> None:
+    """The admin's CSS is served at /static/admin/…, applets' files at /static/<applet_id>/…,
+    and collectstatic writes that same layout into the data dir without collisions."""
+    import django
+
+    css = Path(django.__file__).parent / "contrib" / "admin" / "static" / "admin" / "css" / "base.css"
+    answer = server.get("/static/admin/css/base.css")
+    assert answer.status == 200 and answer.body == css.read_bytes()
+    assert answer.headers.get("content-type", "").startswith("text/css")
+    assert server.get("/static/hello_world/icon.png").status == 200
+    data = tmp_path / "data"
+    out = subprocess.run([sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--data", str(data),
+                          "collectstatic", "--noinput"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env=dict(os.environ, HANJI_ECHO_PORT="0"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Found another file" not in out.stdout + out.stderr
+    collected = data / "static"
+    assert (collected / "admin" / "css" / "base.css").read_bytes() == css.read_bytes()
+    assert (collected / "hello_world" / "icon.png").read_bytes() == (APPLETS / "hello_world" / "static" / "icon.png").read_bytes()
+    assert not (collected / "icon.png").exists()
+
+
+def test_the_admin_works_with_a_superuser_and_django_s_csrf_token(tmp_path: Path, start_server: Any) -> None:
+    """`hanji manage createsuperuser` makes a user who logs in to /admin/ through a real
+    HTTP client with Django's CSRF token."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    data = tmp_path / "data"
+    env = dict(os.environ, HANJI_ECHO_PORT="0", DJANGO_SUPERUSER_USERNAME="ada",
+               DJANGO_SUPERUSER_PASSWORD="correct horse battery", DJANGO_SUPERUSER_EMAIL="ada@example.com")
+    server = start_server(args=["--data", str(data)])
+    made = subprocess.run([sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--data", str(data),
+                           "createsuperuser", "--noinput"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr[-3000:]
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    page = browser.open(server.url + "/admin/login/?next=/admin/", timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": "ada",
+                                   "password": "correct horse battery", "next": "/admin/"}).encode()
+    landed = browser.open(urllib.request.Request(server.url + "/admin/login/?next=/admin/", data=form), timeout=30)
+    assert landed.geturl().endswith("/admin/") and "Site administration" in landed.read().decode()
+    assert 'href="/admin/">Django admin</a>' in browser.open(server.url + "/", timeout=30).read().decode()
+    assert "Django admin" not in server.get("/").text  # an anonymous visitor sees no admin link

@@ -61,6 +61,11 @@ class HanjiRoot(resource.Resource):
         super().__init__()
         self.hanji = hanji_server
         self.hanji_static = static.folder(static.HANJI_STATIC)
+        # The other Django apps' static files (admin, rest_framework...) by their
+        # namespace folder, listed at Django's start-up (hanji.django.staticfiles).
+        setup = getattr(hanji_server, "setup", None)
+        self.app_static = {name: static.folder(path)
+                           for name, path in (getattr(setup, "app_static", None) or {}).items()}
 
     def getChildWithDefault(self, name: bytes, request: Any) -> Any:
         refused = self._refused(name, request)
@@ -146,6 +151,10 @@ class HanjiRoot(resource.Resource):
             return self.hanji_static
         record = self.hanji.registry.snapshot().get(segments[0])
         if record is None or not record.is_active:
+            app_folder = self.app_static.get(segments[0])
+            if app_folder is not None:  # another Django app's (admin/css/base.css)
+                self._consume(request, 1)
+                return app_folder
             return self._unknown(request, segments[0])
         folder = record.static_folder
         if folder is None:

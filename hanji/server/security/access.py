@@ -8,12 +8,21 @@ in one of three ways:
 
     Authorization: token <token>   a header (the notebook client's credential)
     ?token=<token>                 in the URL; the answer sets the cookie below
+    ?ticket=<ticket>               a one-time stand-in for the token (see below)
     hanji-token-<port> cookie      HttpOnly, SameSite=Lax, set by a ?token= visit
 
 Every route checks it (``/res``, ``/ws``, applet static files, Django views) but
 Hanji's own ``/static/hanji/`` assets and the favicon. The cookie is named after the
 port because browsers share cookies between the ports of one host. Its value is a
 digest of the token, not the token, and every comparison is constant-time.
+
+Tickets keep the token out of saved notebooks: the iframe and the banner link that a
+notebook displays carry ``?ticket=`` instead, issued by :func:`issue_ticket`. Its
+first use sets the cookie (and the page opened with it may pass the token on, as a
+``?token=`` page does); after that the URL keeps working only with the cookie. A
+ticket this server never issued refuses the request, cookie or not: it is from a
+saved output of a server that has stopped, so the frame says so rather than
+showing another kernel's server on the same port.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,6 +48,38 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 def new_token() -> str:
     """Return a fresh random token (48 hex digits, as Jupyter's)."""
     return secrets.token_hex(24)
+
+
+# Tickets by token: True while unused, False once spent. A few per hanji.show() call,
+# kept for the process's life. Written on the cell thread and the reactor, under the lock.
+_tickets: dict[str, dict[str, bool]] = {}
+_tickets_lock = threading.Lock()
+
+
+def issue_ticket(token: str) -> str:
+    """Return a new one-time ticket that stands for ``token`` in a displayed URL; any thread."""
+    ticket = secrets.token_urlsafe(18)
+    with _tickets_lock:
+        _tickets.setdefault(token, {})[ticket] = True
+    return ticket
+
+
+def _ticket_state(uri: bytes, token: str) -> bool | None:
+    """Return True for an unused ticket of ``token`` in ``uri``, False for a spent one,
+    None for one it never issued; no side effect."""
+    ticket = _query_value(uri, b"ticket")
+    if ticket is None:
+        return False  # no ticket: nothing to refuse
+    return _tickets.get(token, {}).get(ticket.decode("latin-1"))
+
+
+def _spend_ticket(uri: bytes, token: str) -> None:
+    ticket = _query_value(uri, b"ticket")
+    if ticket is not None:
+        with _tickets_lock:
+            known = _tickets.get(token, {})
+            if ticket.decode("latin-1") in known:
+                known[ticket.decode("latin-1")] = False
 
 
 def is_loopback(host: str) -> bool:
@@ -139,14 +181,19 @@ def header_has_token(value: bytes | str | None, token: str | None) -> bool:
     return _equal(token_of_header(value), token.encode("utf-8"))
 
 
-def _query_token(uri: bytes) -> bytes | None:
+def _query_value(uri: bytes, name: bytes) -> bytes | None:
     # From the URL only, never from a form body.
     query = uri.partition(b"?")[2]
-    if b"token=" not in query:
+    if name + b"=" not in query:
         return None
     # Parsed as text: parse_qs on bytes raises on a percent-encoded non-ASCII value.
-    values = parse_qs(query.decode("latin-1"), keep_blank_values=True, encoding="latin-1").get("token")
+    values = parse_qs(query.decode("latin-1"), keep_blank_values=True,
+                      encoding="latin-1").get(name.decode("ascii"))
     return values[0].encode("latin-1") if values else None
+
+
+def _query_token(uri: bytes) -> bytes | None:
+    return _query_value(uri, b"token")
 
 
 def presented(request: Any, uri: bytes, token: str, port: int) -> str | None:
@@ -159,7 +206,10 @@ def presented(request: Any, uri: bytes, token: str, port: int) -> str | None:
     """
     if header_has_token(request.getHeader(b"authorization"), token):
         return HEADER
-    if _equal(_query_token(uri), token.encode("utf-8")):
+    ticket = _ticket_state(uri, token)
+    if ticket is None:
+        return None  # a ticket of another (stopped) server: see the module's docstring
+    if ticket or _equal(_query_token(uri), token.encode("utf-8")):
         return QUERY
     if _equal(request.getCookie(cookie_name(port)), _cookie_value(token)):
         return COOKIE
@@ -172,7 +222,8 @@ def authenticate(request: Any, token: str | None, port: int) -> str | None:
     on the answer. Record the result as ``request.hanji_auth``. Reactor thread.
     """
     how = OPEN if token is None else presented(request, request.uri, token, port)
-    if how == QUERY:
+    if how == QUERY and token is not None:
+        _spend_ticket(request.uri, token)
         request.addCookie(cookie_name(port), _cookie_value(token), path=b"/", httpOnly=True,  # type: ignore[arg-type]
                           sameSite="lax", secure=True if request.isSecure() else None)
         # Keep the token in this URL out of the Referer sent to other sites.
@@ -192,13 +243,36 @@ def is_open_path(segments: list[bytes]) -> bool:
 def refusal_reason(path: str) -> str:
     """Return the reason of the 403 for a request for ``path`` without the token."""
     return (
-        f"{path} needs the Hanji access token. Open the URL with ?token=… that `hanji serve` "
-        "printed at start (or the link of hanji.show in a notebook; it sets a cookie), or send "
-        "the header 'Authorization: token <token>'. The token is the one printed at start or "
-        "set with HANJI_TOKEN."
+        f"{path} needs the Hanji access token. In a notebook: run hanji.url(public=True) and "
+        "open the link it returns (it sets a cookie for this browser), or hanji.show() the applet "
+        "again. With `hanji serve`: open the URL with ?token=… it printed at start. Scripts send "
+        "the header 'Authorization: token <token>' (the token printed at start or set with HANJI_TOKEN)."
+    )
+
+
+def spent_ticket_reason(path: str) -> str:
+    """Return the reason of the 403 for ``path`` opened again, without the cookie, with a used ticket."""
+    return (
+        f"{path}: the one-time ticket of this link was used already (by the notebook's frame or "
+        "another browser), and this browser has no access cookie. In the notebook, run "
+        "hanji.url(public=True) and open the link it returns, or hanji.show() the applet again."
+    )
+
+
+def stale_ticket_reason(path: str) -> str:
+    """Return the reason of the 403 for ``path`` opened with a ticket this server never issued."""
+    return (
+        f"{path}: this link or frame was displayed by a Hanji server that has stopped (a saved "
+        "notebook output, or another kernel's server that had this port). In the notebook, "
+        "run %load_ext hanji and hanji.show() again, or open the link of hanji.url(public=True)."
     )
 
 
 def refusal(request: Any) -> Answer:
     """Return the 403 for a request without the token; reactor thread."""
-    return forbidden(refusal_reason(request.path.decode("utf-8", "replace").split("?")[0]))
+    path = request.path.decode("utf-8", "replace").split("?")[0]
+    ticket = _query_value(request.uri, b"ticket")
+    if ticket is None:
+        return forbidden(refusal_reason(path))
+    issued = any(ticket.decode("latin-1") in known for known in list(_tickets.values()))
+    return forbidden(spent_ticket_reason(path) if issued else stale_ticket_reason(path))

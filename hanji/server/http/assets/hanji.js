@@ -11,6 +11,9 @@
  *     On a page opened with ?token=… (hanji.show's frame), calls also send it as
  *     "Authorization: token …" and websocket URLs carry it: a frame in another
  *     site's page (a notebook on localhost) gets no SameSite cookie.
+ *     In such a frame, links to this site clicked in the page carry it too (an
+ *     applet's template need not know about tokens). A page opened with a
+ *     notebook's one-time ?ticket=… learns the token from <meta name="hanji-token">.
  *
  *   hanji.connect(applet_id, path, options?) -> connection
  *     A websocket to /ws/<applet_id>/<path> that reconnects by itself.
@@ -49,6 +52,26 @@
   // The access token of a page opened with ?token=… (null otherwise).
   var pageToken = null;
   try { pageToken = new URLSearchParams(global.location.search).get("token"); } catch (e) { /* no URL API */ }
+  if (!pageToken && global.document) {
+    var tokenMeta = global.document.querySelector('meta[name="hanji-token"]');
+    pageToken = tokenMeta ? tokenMeta.getAttribute("content") : null;
+  }
+
+  // In a frame, a link to this site carries the token as it is followed: the frame
+  // may be in another site's page, where the SameSite cookie is not sent.
+  var framed = false;
+  try { framed = global.top !== global.self; } catch (e) { framed = true; }
+  if (pageToken && framed && global.document) {
+    global.document.addEventListener("click", function (event) {
+      var link = event.target && event.target.closest ? event.target.closest("a[href]") : null;
+      if (!link) { return; }
+      var target;
+      try { target = new URL(link.href, global.location.href); } catch (e) { return; }
+      if (target.origin !== global.location.origin || target.searchParams.has("token")) { return; }
+      target.searchParams.set("token", pageToken);
+      link.href = target.href;
+    }, true);
+  }
 
   // Django's CSRF cookie (CSRF_COOKIE_NAME; set hanji.csrfCookieName if renamed).
   hanji.csrfCookieName = hanji.csrfCookieName || "csrftoken";
