@@ -136,6 +136,11 @@ class Response:
                 pass
         elif self.content and not self.content_type.startswith(("text/", "application/")):
             body = f"<{len(self.content)} bytes of {self.content_type or 'data'}>"
+        if self.status >= 500 and "Traceback (most recent call last)" in body:
+            # A failure of this kernel's applet is shown with its traceback under the
+            # cell already (and kept in hanji.errors()): not a second time here.
+            body = body.split("Traceback (most recent call last)", 1)[0].rstrip() + \
+                "\n(the traceback: under this cell, and in hanji.errors())"
         if len(body) > 4000:
             body = body[:4000] + f"\n… ({len(body) - 4000} more characters)"
         return (

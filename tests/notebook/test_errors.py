@@ -191,3 +191,23 @@ hanji.activate(Scheduler(id="scheduler"))
     assert kernel.value("[e.applet_id for e in hanji.errors() if 'ZeroDivisionError' in e.traceback]") == ["scheduler"]
     status = kernel.ok("%hanji status").text
     assert "active, degraded" in status and "ZeroDivisionError" in status
+
+
+def test_a_failing_render_method_is_shown_once(kernel: Kernel) -> None:
+    """A resource that raises is shown with its traceback under the cell, and the
+    Response's own display does not show that traceback a second time."""
+    result = kernel.ok(PRELUDE + """
+class Faulty(TwAppletResource):
+    path = "faulty"
+    def render_GET(self, request):
+        raise ValueError("shown once")
+
+class FaultyWeb(WebUI):
+    twisted_dynamic_resources = [Faulty]
+
+hanji.activate(Applet(id="faultyonce"), web=FaultyWeb)
+hanji.get(("faultyonce", "faulty"))
+""")
+    html_reprs = "".join(result.data("text/html"))
+    assert "500" in html_reprs and 'raise ValueError("shown once")' not in html_reprs
+    assert result.stderr.count('raise ValueError("shown once")') == 1
