@@ -217,7 +217,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"Hanji serves {server.url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
         if server.token:
             # Printed, not logged: the token stays out of hanji.log.
-            print(f"    open {server.token_url}\n    or send the header 'Authorization: token {server.token}'",
+            print(f"    open {server.token_url}\n    or send the header 'X-Hanji-Token: {server.token}'",
                   file=sys.stderr, flush=True)
         started = server.start()
         started.addCallback(lambda _: _freeze_heap(server))

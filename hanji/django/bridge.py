@@ -34,6 +34,28 @@ def proxy_prefix(environ: dict[str, Any]) -> str:
     return ""
 
 
+# Set in the environ when the request carried Hanji's token in a header (so Django's
+# CSRF check may skip it: a browser never adds that header by itself).
+TOKEN_HEADER_KEY = "hanji.token_header"
+
+
+def _take_hanji_credential(environ: dict[str, Any], token: str | None) -> None:
+    """Remove Hanji's own credential from a request before Django sees it (an
+    ``Authorization`` holding Hanji's token would reach DRF's TokenAuthentication as
+    an invalid token), noting that it was there; any other ``Authorization`` is
+    left untouched. Django pool."""
+    from hanji.server.security import access
+
+    found = False
+    own = environ.pop(access.WSGI_HEADER, None)
+    if token and own is not None and access.header_has_token(f"token {own.strip()}", token):
+        found = True
+    if token and access.header_has_token(environ.get("HTTP_AUTHORIZATION"), token):
+        del environ["HTTP_AUTHORIZATION"]
+        found = True
+    environ[TOKEN_HEADER_KEY] = found
+
+
 def hanji_application(app: Any, server: Any) -> Any:
     """Wrap a WSGI app so Django builds URLs under the proxy prefix (``reverse``,
     redirects, ``{{ hanji_base }}``) and finds the Hanji server that serves it in
@@ -41,6 +63,7 @@ def hanji_application(app: Any, server: Any) -> Any:
 
     def application(environ: dict[str, Any], start_response: Any) -> Any:
         environ[ENVIRON_KEY] = server
+        _take_hanji_credential(environ, getattr(server, "token", None))
         prefix = proxy_prefix(environ)
         if prefix:
             environ["SCRIPT_NAME"] = prefix + environ.get("SCRIPT_NAME", "")

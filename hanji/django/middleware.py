@@ -3,8 +3,9 @@
 - :class:`TokenHeaderCsrfExemption` carries the CSRF rule of
   :mod:`hanji.server.security.csrf` over to Django views. The reactor has already
   refused Django requests without the access token
-  (:mod:`hanji.server.security.access`); a request that carries it in an
-  ``Authorization: token …`` header (the notebook client, a script) is not a
+  (:mod:`hanji.server.security.access`); a request that carried it in a header
+  (``X-Hanji-Token``, the notebook client's; the WSGI bridge removes it before
+  Django sees it) is not a
   browser acting on a user's behalf, so Django's CsrfViewMiddleware lets it
   through. Cookie and ``?token=`` requests get Django's CSRF check as usual.
 - :class:`AppendSlashMiddleware` is Django's ``CommonMiddleware`` without its one
@@ -21,8 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware
 
 from hanji import _compat, _exhaustion
-from hanji.django.bridge import ENVIRON_KEY
-from hanji.server.security import access
+from hanji.django.bridge import TOKEN_HEADER_KEY
 
 
 class TokenHeaderCsrfExemption:
@@ -33,8 +33,7 @@ class TokenHeaderCsrfExemption:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        token = getattr(request.META.get(ENVIRON_KEY), "token", None)
-        if token and access.header_has_token(request.META.get("HTTP_AUTHORIZATION"), token):
+        if request.META.get(TOKEN_HEADER_KEY):  # noted (and removed) by the WSGI bridge
             _compat.skip_csrf_checks(request)
         return self.get_response(request)
 

@@ -200,9 +200,10 @@ def _prepare(base: str, method: str, path: Any, params: Any, data: Any, json: An
              headers: Mapping[str, str] | None, token: str | None = None) -> _Prepared:
     """Build the request (pure, any thread); raise UsageError on a bad argument.
 
-    With ``token``, send it as ``Authorization: token …`` (unless ``headers`` has
-    an Authorization): the site's access token, which also exempts the call from
-    the CSRF check."""
+    With ``token``, send it as ``X-Hanji-Token`` (Hanji's own header, which no
+    Django app reads, so an ``Authorization`` of your own in ``headers`` reaches the
+    view: DRF's ``Token …``, Basic): the site's access token, which also exempts
+    the call from the CSRF check."""
     if not isinstance(method, str) or not method.isalpha():
         raise UsageError(f"HTTP method {method!r} must be a word such as 'GET' or 'POST'.")
     target = site_path(path)
@@ -226,10 +227,8 @@ def _prepare(base: str, method: str, path: Any, params: Any, data: Any, json: An
         body = urlencode(data, doseq=True).encode("ascii")
         sent["Content-Type"] = ["application/x-www-form-urlencoded"]
     if token:
-        sent["Authorization"] = [f"token {token}"]
+        sent["X-Hanji-Token"] = [token]
     for name, value in (headers or {}).items():
-        if name.lower() == "authorization":
-            sent.pop("Authorization", None)
         sent[name] = [value]
     return _Prepared(method.upper(), base + target, target, sent, body)
 

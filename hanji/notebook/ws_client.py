@@ -300,7 +300,7 @@ def ws(applet_id: str, path: str = "", *, base_url: str | None = None, timeout: 
 
     ``base_url`` defaults to the Hanji server of this kernel, else ``$HANJI_URL``,
     else ``http://127.0.0.1:8899``; the access token (of this kernel's server, else
-    ``$HANJI_TOKEN``) is sent as ``Authorization: token …``. ``timeout`` bounds the opening handshake and is
+    ``$HANJI_TOKEN``) is sent as ``X-Hanji-Token``. ``timeout`` bounds the opening handshake and is
     the default timeout of :meth:`WebSocketClient.receive`. With ``json=True`` text
     messages are decoded as JSON (text that is not JSON stays a str). ``path`` may
     carry a query string. Raise WebSocketHandshakeError if the server refuses the
@@ -317,8 +317,8 @@ def ws(applet_id: str, path: str = "", *, base_url: str | None = None, timeout: 
     url = ws_url(applet_id, path, base_url)
     headers = dict(headers or {})
     token = default_token(base_url)
-    if token and not any(k.lower() == "authorization" for k in headers):
-        headers["Authorization"] = f"token {token}"
+    if token and not any(k.lower() == "x-hanji-token" for k in headers):
+        headers["X-Hanji-Token"] = token
     stack = contextlib.ExitStack()
     try:
         conn = stack.enter_context(connect(

@@ -16,7 +16,8 @@ from hanji.core.utils import TwAppletResource
 class WhoAsks(TwAppletResource):
     path = "who"
     def render_GET(self, request):
-        return {"authorization": (request.getHeader(b"authorization") or b"").decode()}
+        return {"authorization": (request.getHeader(b"authorization") or b"").decode(),
+                "x-hanji-token": (request.getHeader(b"x-hanji-token") or b"").decode()}
     render_POST = render_GET
 
 class WhoWeb(WebUI):
@@ -47,18 +48,22 @@ def test_kernel_server_requires_a_token_on_loopback(new_kernel) -> None:  # type
     assert _status(base + "res/who/who") == 403
     assert _status(base) == 403  # Django's home page too
     assert _status(base + "res/who/who", {"Authorization": f"token {token}"}) == 200
-    assert k.value("hanji.get(('who', 'who')).json()") == {"authorization": f"token {token}"}
+    assert k.value("hanji.get(('who', 'who')).json()") == {"authorization": "", "x-hanji-token": token}
 
 
 def test_client_calls_send_the_token_header(kernel: Kernel) -> None:
-    """hanji.get/post/aget send 'Authorization: token …', so they pass the access and CSRF checks."""
+    """hanji.get/post/aget send the token in X-Hanji-Token, so they pass the access and CSRF
+    checks, and a caller's own Authorization header travels beside it untouched."""
     kernel.ok(WHO_ASKS)
     token = kernel.value(f"{SESSION}.token")
-    assert kernel.value("hanji.get(('who', 'who')).json()") == {"authorization": f"token {token}"}
-    assert kernel.value("hanji.post(('who', 'who'), data={'a': '1'}).json()") == {"authorization": f"token {token}"}
+    sent = {"authorization": "", "x-hanji-token": token}
+    assert kernel.value("hanji.get(('who', 'who')).json()") == sent
+    assert kernel.value("hanji.post(('who', 'who'), data={'a': '1'}).json()") == sent
     assert kernel.value("(await hanji.aget(('who', 'who'))).status") == 200
-    # A caller's own Authorization header replaces the token: then it is refused.
-    assert kernel.value("hanji.get(('who', 'who'), headers={'Authorization': 'token wrong'}).status") == 403
+    mine = kernel.value("hanji.get(('who', 'who'), headers={'Authorization': 'Token drf-key'}).json()")
+    assert mine == {"authorization": "Token drf-key", "x-hanji-token": token}
+    # A caller's own X-Hanji-Token replaces the kernel's: a wrong one is refused.
+    assert kernel.value("hanji.get(('who', 'who'), headers={'X-Hanji-Token': 'wrong'}).status") == 403
 
 
 def test_ws_client_sends_the_token_header(kernel: Kernel) -> None:

@@ -124,3 +124,26 @@ def test_the_admin_works_with_a_superuser_and_django_s_csrf_token(tmp_path: Path
     assert landed.geturl().endswith("/admin/") and "Site administration" in landed.read().decode()
     assert 'href="/admin/">Django admin</a>' in browser.open(server.url + "/", timeout=30).read().decode()
     assert "Django admin" not in server.get("/").text  # an anonymous visitor sees no admin link
+
+
+def test_hanji_s_credential_never_reaches_django_and_others_pass_untouched(start_server: Any) -> None:
+    """Hanji's token travels in X-Hanji-Token and is removed before Django (also when sent
+    the older way, as Authorization: token …); an Authorization that is not Hanji's (a
+    DRF token, HTTP Basic) reaches the view untouched on a server with a token."""
+    import json as _json
+
+    server = start_server(env={"HANJI_TOKEN": "the-hanji-token"})
+    assert server.token == "the-hanji-token"
+
+    def seen(headers: dict[str, str]) -> dict[str, Any]:
+        answer = server.get("/applets/slowpeer/headers/", headers=headers)
+        assert answer.status == 200, answer.text
+        return _json.loads(answer.body)  # type: ignore[no-any-return]
+
+    assert seen({"X-Hanji-Token": "the-hanji-token"}) == {"authorization": None, "x_hanji_token": None}
+    assert seen({"Authorization": "token the-hanji-token"}) == {"authorization": None, "x_hanji_token": None}
+    drf = seen({"X-Hanji-Token": "the-hanji-token", "Authorization": "Token 9944b09199c62bcf9418ad846dd0e4bb"})
+    assert drf == {"authorization": "Token 9944b09199c62bcf9418ad846dd0e4bb", "x_hanji_token": None}
+    basic = seen({"X-Hanji-Token": "the-hanji-token", "Authorization": "Basic YWRhOnNlY3JldA=="})
+    assert basic["authorization"] == "Basic YWRhOnNlY3JldA=="
+    assert server.get("/applets/slowpeer/headers/", headers={"Authorization": "Token other"}).status == 403

@@ -6,7 +6,11 @@ Like Jupyter's token model. A server bound to anything but loopback (``127.0.0.1
 loopback too); ``hanji serve --no-token`` opts out, loudly. A request presents it
 in one of three ways:
 
-    Authorization: token <token>   a header (the notebook client's credential)
+    X-Hanji-Token: <token>         a header of Hanji's own (the notebook client's
+                                   credential; no Django app reads it)
+    Authorization: token <token>   the older header, still accepted when it holds
+                                   Hanji's token (an Authorization that does not is
+                                   left to Django: DRF's "Token …", Basic...)
     ?token=<token>                 in the URL; the answer sets the cookie below
     ?ticket=<ticket>               a one-time stand-in for the token (see below)
     hanji-token-<port> cookie      HttpOnly, SameSite=Lax, set by a ?token= visit
@@ -173,6 +177,20 @@ def token_of_header(value: bytes | str | None) -> bytes | None:
     return rest.strip() or None
 
 
+# Hanji's own credential header (its WSGI name, for the Django side).
+HEADER_NAME = b"x-hanji-token"
+WSGI_HEADER = "HTTP_X_HANJI_TOKEN"
+
+
+def request_has_token_header(request: Any, token: str) -> bool:
+    """Return True if ``request`` carries ``token`` in ``X-Hanji-Token`` or in an
+    ``Authorization: token …`` header (constant time); reactor thread."""
+    own = request.getHeader(HEADER_NAME)
+    if own is not None and _equal(own.strip(), token.encode("utf-8")):
+        return True
+    return header_has_token(request.getHeader(b"authorization"), token)
+
+
 def header_has_token(value: bytes | str | None, token: str | None) -> bool:
     """Return True if the Authorization header ``value`` carries ``token`` (constant
     time); False when no token is set. Any thread."""
@@ -204,7 +222,7 @@ def presented(request: Any, uri: bytes, token: str, port: int) -> str | None:
     that a client without the token cannot make the server buffer a body only to
     be refused afterwards.
     """
-    if header_has_token(request.getHeader(b"authorization"), token):
+    if request_has_token_header(request, token):
         return HEADER
     ticket = _ticket_state(uri, token)
     if ticket is None:
@@ -246,7 +264,7 @@ def refusal_reason(path: str) -> str:
         f"{path} needs the Hanji access token. In a notebook: run hanji.url(public=True) and "
         "open the link it returns (it sets a cookie for this browser), or hanji.show() the applet "
         "again. With `hanji serve`: open the URL with ?token=… it printed at start. Scripts send "
-        "the header 'Authorization: token <token>' (the token printed at start or set with HANJI_TOKEN)."
+        "the header 'X-Hanji-Token: <token>' (the token printed at start or set with HANJI_TOKEN)."
     )
 
 

@@ -4,7 +4,8 @@ A request with an unsafe method (anything but GET, HEAD, OPTIONS and TRACE: POST
 PUT, PATCH, DELETE and custom methods alike) to a Twisted resource is served only if
 one holds:
 
-1. it carried the access token in an ``Authorization: token …`` header (the
+1. it carried the access token in a header (``X-Hanji-Token``, or the older
+   ``Authorization: token …``; the
    notebook client's credential, which a browser never adds by itself);
 2. it carries Django's CSRF token (``X-CSRFToken`` header or ``csrfmiddlewaretoken``
    form field) matching the ``csrftoken`` cookie, checked by Django's own
@@ -39,7 +40,7 @@ SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 _HOW = ("Send the X-CSRFToken header with the value of the csrftoken cookie (hanji.callback does), "
         "or call from a page of this server (same Origin), or authenticate with the header "
-        "'Authorization: token <token>'.")
+        "'X-Hanji-Token: <token>'.")
 
 
 def _csrf_token_problem(request: Any, form_field: bool = True) -> str | None:

@@ -9,7 +9,7 @@
  *     Unsafe methods carry X-CSRFToken (the csrftoken cookie, set by Django pages
  *     such as the home page) and the page's Origin, as the server requires.
  *     On a page opened with ?token=… (hanji.show's frame), calls also send it as
- *     "Authorization: token …" and websocket URLs carry it: a frame in another
+ *     "X-Hanji-Token" and websocket URLs carry it: a frame in another
  *     site's page (a notebook on localhost) gets no SameSite cookie.
  *     In such a frame, links to this site clicked in the page carry it too (an
  *     applet's template need not know about tokens). A page opened with a
@@ -101,8 +101,8 @@
     if (token && !/^(GET|HEAD|OPTIONS|TRACE)$/i.test(init.method) && !hasHeader(init.headers, "X-CSRFToken")) {
       init.headers["X-CSRFToken"] = token;
     }
-    if (pageToken && !hasHeader(init.headers, "Authorization")) {
-      init.headers["Authorization"] = "token " + pageToken;
+    if (pageToken && !hasHeader(init.headers, "X-Hanji-Token")) {
+      init.headers["X-Hanji-Token"] = pageToken;
     }
     if (data !== undefined && data !== null) {
       if (options.json) {

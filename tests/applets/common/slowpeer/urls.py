@@ -17,4 +17,12 @@ def big(request):
     return HttpResponse(b"x" * (int(request.GET.get("kb", "100")) * 1024), content_type="text/plain")
 
 
-urlpatterns = [path("diskfull/", diskfull), path("big/", big)]
+def headers(request):
+    """What Django sees of the credentials (Hanji's own must not reach it)."""
+    from django.http import JsonResponse
+
+    return JsonResponse({"authorization": request.META.get("HTTP_AUTHORIZATION"),
+                         "x_hanji_token": request.META.get("HTTP_X_HANJI_TOKEN")})
+
+
+urlpatterns = [path("diskfull/", diskfull), path("big/", big), path("headers/", headers)]
