@@ -132,6 +132,9 @@ class TwAppletWebSocket:
             more are refused with HTTP 403.
         isLeaf: True to also serve the URLs below ``path`` (the rest is in
             ``self.request.postpath``), as for TwAppletResource.
+        needs_user: resolve the Django user of the handshake (from Django's
+            session cookie, in the Django pool) into ``self.user`` before ``accept()``.
+        login_required: as ``needs_user``, and refuse anonymous connections (403).
     """
 
     path: ClassVar[str] = ""
@@ -143,6 +146,11 @@ class TwAppletWebSocket:
     allowed_origins: ClassVar[Sequence[str]] = ()
     max_connections: ClassVar[int | None] = None
     isLeaf: ClassVar[bool] = False
+    needs_user: ClassVar[bool] = False
+    login_required: ClassVar[bool] = False
+
+    # The Django user of the handshake (needs_user, login_required), else None.
+    user: Any = None
 
     # Set per connection by the server (also here, for a subclass __init__ that
     # skips super()): the handshake request and the connection's link

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -147,3 +148,68 @@ def test_hanji_s_credential_never_reaches_django_and_others_pass_untouched(start
     basic = seen({"X-Hanji-Token": "the-hanji-token", "Authorization": "Basic YWRhOnNlY3JldA=="})
     assert basic["authorization"] == "Basic YWRhOnNlY3JldA=="
     assert server.get("/applets/slowpeer/headers/", headers={"Authorization": "Token other"}).status == 403
+
+
+def test_django_s_user_in_twisted_resources_and_websockets(tmp_path: Path, start_server: Any) -> None:
+    """A user logged in through the admin's login page is request.django_user in a
+    login_required resource and self.user on a login_required websocket; anonymous
+    visitors get 403 (or the login page's redirect), without blocking the reactor."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect as ws_connect
+
+    from support.paths import TEST_APPLETS
+
+    data = tmp_path / "data"
+    env = dict(os.environ, HANJI_ECHO_PORT="0", DJANGO_SUPERUSER_USERNAME="ada",
+               DJANGO_SUPERUSER_PASSWORD="correct horse battery", DJANGO_SUPERUSER_EMAIL="ada@example.com")
+    server = start_server(args=["--data", str(data)])
+    made = subprocess.run([sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--applets",
+                           str(TEST_APPLETS), "--data", str(data), "createsuperuser", "--noinput"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr[-3000:]
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = browser.open(server.url + "/admin/login/", timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": "ada",
+                                   "password": "correct horse battery", "next": "/admin/"}).encode()
+    browser.open(urllib.request.Request(server.url + "/admin/login/", data=form), timeout=30).read()
+
+    assert json.loads(browser.open(server.url + "/res/djuser/me", timeout=30).read()) == {"user": "ada"}
+    assert json.loads(browser.open(server.url + "/res/djuser/staff", timeout=30).read()) == {"staff": "ada"}
+    assert json.loads(browser.open(server.url + "/res/djuser/who", timeout=30).read()) == {"anonymous": False}
+    assert json.loads(server.get("/res/djuser/who").body) == {"anonymous": True}
+    anonymous = server.get("/res/djuser/me")
+    assert anonymous.status == 403 and "needs a logged-in user" in anonymous.text
+    redirect = _status_and_location(server.url + "/res/djuser/needs_login")
+    assert redirect == (302, "/admin/login/?next=/res/djuser/needs_login")
+
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    ws_url = server.url.replace("http://", "ws://") + "/ws/djuser/hello"
+    with ws_connect(ws_url, additional_headers={"Cookie": cookie}, open_timeout=30) as ws:
+        assert ws.recv(timeout=30) == "hello ada"
+    try:
+        ws_connect(ws_url, open_timeout=30)
+        raise AssertionError("an anonymous websocket was accepted")
+    except InvalidStatus as exc:
+        assert exc.response.status_code == 403
+
+
+def _status_and_location(url: str) -> tuple[int, str | None]:
+    """Return the status and Location of a GET, not following a redirect."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("GET", parts.path)
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("location")
+    finally:
+        connection.close()

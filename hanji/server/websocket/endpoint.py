@@ -39,7 +39,7 @@ from hanji.server.websocket.link import Link
 from hanji.server.http.render import use_args_dict
 from hanji.core._context import run_as
 from hanji.core._context import open_websockets
-from hanji.core.utils import GOING_AWAY, TwAppletWebSocket
+from hanji.core.utils import GOING_AWAY, TwAppletWebSocket, WebSocketRefused
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -148,11 +148,25 @@ class Endpoint(WebSocketResource):
                 socket.applet = self.applet  # a subclass __init__ that skipped super()
             socket.request = request
 
-            def ask() -> Any:
+            def accept() -> Any:
                 result = socket.accept(request)
                 if inspect.iscoroutine(result):
                     result = defer.ensureDeferred(result)
                 return result
+
+            def ask() -> Any:
+                if not (cls.needs_user or cls.login_required):
+                    return accept()
+                from hanji.core.auth import django_user
+
+                def with_user(user: Any) -> Any:
+                    socket.user = user
+                    if cls.login_required and not user.is_authenticated:
+                        raise WebSocketRefused(403, f"{self.url} needs a logged-in Django user; log in "
+                                                    "(the admin's login page, /admin/login/, does) first.")
+                    return run_as(self.applet, accept)
+
+                return django_user(request).addCallback(with_user)
 
             decision = run_as(self.applet, ask)
         except Exception:
