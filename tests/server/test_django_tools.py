@@ -124,6 +124,8 @@ def test_the_admin_works_with_a_superuser_and_django_s_csrf_token(tmp_path: Path
     landed = browser.open(urllib.request.Request(server.url + "/admin/login/?next=/admin/", data=form), timeout=30)
     assert landed.geturl().endswith("/admin/") and "Site administration" in landed.read().decode()
     assert 'href="/admin/">Django admin</a>' in browser.open(server.url + "/", timeout=30).read().decode()
+    notes = browser.open(server.url + "/admin/notes/note/", timeout=30).read().decode()
+    assert "Select note to change" in notes  # the notes applet's admin.py, autodiscovered
     assert "Django admin" not in server.get("/").text  # an anonymous visitor sees no admin link
 
 
