@@ -27,9 +27,21 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
     "hanji.django",
     *_applets,
 ]
+
+# Django REST framework, for applets that build APIs (applets/tasks): session (the
+# admin's login) and DRF token authentication, as a DRF project would set them.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+}
 
 # Static files: served by the reactor at /static/<app folder or applet id>/…; collected
 # by `hanji manage collectstatic` in the same layout (hanji.django.staticfiles).

@@ -128,3 +128,10 @@ def test_migrate_everything_and_reset(kernel: Kernel) -> None:
     assert "dropped table inventory_item in the SQLite database " in result.text and "Create model Item" in result.text
     assert "db.sqlite3 (shared by every kernel and server using this data dir)" in result.text
     assert kernel.value("Item.objects.count()") == 0
+
+
+def test_a_cell_calls_the_drf_example_api(kernel: Kernel) -> None:
+    """A notebook cell reads the tasks example's REST API (Django REST framework) with hanji.get."""
+    assert kernel.value("hanji.get('/applets/tasks/api/tasks/').status") == 200
+    assert kernel.value("type(hanji.get('/applets/tasks/api/tasks/').json()).__name__") == "list"
+    assert "tasks" in kernel.value("hanji.get('/applets/tasks/api/').json()")  # DRF's API root

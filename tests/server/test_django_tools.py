@@ -215,3 +215,38 @@ def _status_and_location(url: str) -> tuple[int, str | None]:
         return answer.status, answer.getheader("location")
     finally:
         connection.close()
+
+
+def test_a_drf_applet_with_token_and_session_auth_beside_hanji_s_token(tmp_path: Path, start_server: Any) -> None:
+    """The tasks example (Django REST framework) on a server with a Hanji token: reads are
+    open, a write needs DRF's own token (sent as Authorization: Token …, beside
+    X-Hanji-Token), and the browsable API is styled with DRF's static files."""
+    data = tmp_path / "data"
+    env = dict(os.environ, HANJI_ECHO_PORT="0", DJANGO_SUPERUSER_USERNAME="ada",
+               DJANGO_SUPERUSER_PASSWORD="correct horse battery", DJANGO_SUPERUSER_EMAIL="ada@example.com")
+    server = start_server(args=["--data", str(data)], env={"HANJI_TOKEN": "the-hanji-token"})
+    manage = [sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--data", str(data)]
+    assert subprocess.run([*manage, "createsuperuser", "--noinput"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env).returncode == 0
+    made = subprocess.run([*manage, "drf_create_token", "ada"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr[-2000:]
+    drf_token = made.stdout.split()[2]  # "Generated token <key> for user ada"
+    hanji = {"X-Hanji-Token": "the-hanji-token"}
+    api = "/applets/tasks/api/tasks/"
+
+    assert server.get(api, headers=hanji).status == 200
+    refused = server.request("POST", api, data=json.dumps({"title": "Write docs"}).encode(),
+                             headers={**hanji, "Content-Type": "application/json"})
+    assert refused.status in (401, 403) and "credentials were not provided" in refused.text
+    created = server.request("POST", api, data=json.dumps({"title": "Write docs"}).encode(),
+                             headers={**hanji, "Content-Type": "application/json",
+                                      "Authorization": f"Token {drf_token}"})
+    assert created.status == 201, created.text
+    assert json.loads(created.body) == {"id": 1, "title": "Write docs", "done": False, "owner": "ada"}
+    assert json.loads(server.get(api, headers=hanji).body)[0]["title"] == "Write docs"
+
+    page = server.get(api, headers={**hanji, "Accept": "text/html"})
+    assert page.status == 200 and "/static/rest_framework/css/bootstrap.min.css" in page.text
+    css = server.get("/static/rest_framework/css/bootstrap.min.css", headers=hanji)
+    assert css.status == 200 and css.headers.get("content-type", "").startswith("text/css")
