@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from support.kernels import Kernel
 
 INVENTORY_V1 = """
@@ -135,3 +137,30 @@ def test_a_cell_calls_the_drf_example_api(kernel: Kernel) -> None:
     assert kernel.value("hanji.get('/applets/tasks/api/tasks/').status") == 200
     assert kernel.value("type(hanji.get('/applets/tasks/api/tasks/').json()).__name__") == "list"
     assert "tasks" in kernel.value("hanji.get('/applets/tasks/api/').json()")  # DRF's API root
+
+
+def test_a_project_urlconf_including_hanji_follows_activations(tmp_path: Path) -> None:
+    """With HANJI_SETTINGS naming a project whose ROOT_URLCONF includes Hanji's URLs, an
+    applet activated later in a kernel is reachable under the project's prefix, and gone
+    once deactivated."""
+    site = tmp_path / "mysite"
+    site.mkdir()
+    (site / "__init__.py").write_text("")
+    (site / "settings.py").write_text("from hanji.django.settings import *  # noqa\nROOT_URLCONF = 'mysite.urls'\n")
+    (site / "urls.py").write_text("from django.urls import include, path\n"
+                                  "urlpatterns = [path('site/', include('hanji.django.urls'))]\n")
+    kernel = Kernel(tmp_path, env={"HANJI_SETTINGS": "mysite.settings"}, applets=None)
+    try:
+        kernel.ok("%load_ext hanji\nimport hanji")
+        kernel.ok("""
+from django.http import HttpResponse
+from django.urls import path
+from hanji.core.applet import Applet
+
+hanji.activate(Applet(id="later"), urls=[path("", lambda request: HttpResponse("here"))])
+""")
+        assert kernel.value("hanji.get('/site/applets/later/').text") == "here"
+        kernel.ok("hanji.deactivate('later')")
+        assert kernel.value("hanji.get('/site/applets/later/').status") == 404
+    finally:
+        kernel.shutdown()
