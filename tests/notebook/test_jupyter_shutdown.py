@@ -63,12 +63,15 @@ print("HANJI " + json.dumps({"url": hanji.url(), "token": get_session().token}))
 '''
 
 
-@pytest.fixture
-def jupyter(tmp_path: Path) -> Iterator[JupyterProcess]:
-    """A jupyter server rooted in an empty folder (Hanji's data dir lands there)."""
-    env = dict(os.environ, HANJI_PORT=str(free_port()))
+@pytest.fixture(params=["jupyter_server", "jupyterlab"])
+def jupyter(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[JupyterProcess]:
+    """A ``jupyter server``, then a ``jupyter lab``, rooted in an empty folder (Hanji's
+    data dir lands there); Jupyter's default settings otherwise."""
+    env = dict(os.environ, HANJI_PORT=str(free_port()), JUPYTER_CONFIG_DIR=str(tmp_path / ".jupyter-config"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / ".lab-settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / ".lab-workspaces"))
     env.pop("HANJI_DRAIN_TIMEOUT", None)
-    server = JupyterProcess(tmp_path, env)
+    server = JupyterProcess(tmp_path, env, module=request.param)
     yield server
     server.stop()
 

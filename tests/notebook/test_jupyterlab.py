@@ -1,7 +1,9 @@
-"""Hanji in a real JupyterLab 4 opened in headless Chromium at Jupyter's default URL
-(``http://localhost:PORT/lab``): the frame of ``hanji.show`` is same-site with the
-notebook page, so links inside it work; printed links open in a fresh browser; the
-403 page tells a notebook user what to do (issue 12)."""
+"""Hanji in a real JupyterLab 4 (issue 12). In headless Chromium at Jupyter's default
+URL (``http://localhost:PORT/lab``): the frame of ``hanji.show`` is same-site with the
+notebook page, so links inside it work; printed links open in a fresh browser; the 403
+page tells a notebook user what to do. Through the lab's kernel websocket: a failed
+activation shows the user's frames, a redefined resource is served. (Kernel shutdown
+through the lab's REST API: tests/notebook/test_jupyter_shutdown.py.)"""
 
 from __future__ import annotations
 
@@ -157,3 +159,47 @@ def test_refusal_page_tells_the_notebook_way(notebook: Any, chromium: Any) -> No
         assert "In a notebook" in text and "hanji.url(public=True)" in text, text
     finally:
         context.close()
+
+
+def _in_a_new_kernel(lab: JupyterLab, cells: list[str]) -> list[dict[str, Any]]:
+    """Run ``cells`` in a new kernel of ``lab`` (the kernel websocket, as the page
+    does); return each cell's result, then shut the kernel down."""
+    status, kernel = lab.api("POST", "/api/kernels", {"name": "python3"})
+    assert status == 201, kernel
+    try:
+        return [lab.run(kernel["id"], cell) for cell in cells]
+    finally:
+        lab.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+
+def test_a_failed_activation_shows_the_user_s_frames_in_jupyterlab(lab: JupyterLab) -> None:
+    """In a JupyterLab kernel, a failing on_activate fails its cell with the user's own
+    frames only (no crochet, Twisted or Hanji frames) and says where the rest is."""
+    results = _in_a_new_kernel(lab, ["%load_ext hanji\nimport hanji", (
+        "from hanji.core.applet import Applet\n"
+        "def plug_in():\n    raise RuntimeError('the sensor is unplugged')\n"
+        "class Fragile(Applet):\n    def on_activate(self):\n        plug_in()\n"
+        "hanji.activate(Fragile)\n")])
+    error = "\n".join(results[1]["error"] or [])
+    assert "RuntimeError: the sensor is unplugged" in error and "plug_in()" in error
+    assert "crochet" not in error and "twisted" not in error and "/hanji/" not in error
+    assert "hanji.errors('fragile')" in error and len(error.splitlines()) < 15
+
+
+def test_a_redefined_resource_is_served_in_jupyterlab(lab: JupyterLab) -> None:
+    """In a JupyterLab kernel, re-running a resource's cell and only the activate cell
+    serves the new class and says so."""
+    define = ("from hanji.core.utils import TwAppletResource\n"
+              "class Version(TwAppletResource):\n    path = 'version'\n"
+              "    def render_GET(self, request):\n        return '{}'\n")
+    results = _in_a_new_kernel(lab, [
+        "%load_ext hanji\nimport hanji\nfrom hanji.core.applet import Applet, WebUI",
+        define.format("v1"),
+        "class VersionWeb(WebUI):\n    twisted_dynamic_resources = [Version]\n"
+        "hanji.activate(Applet(id='versioned'), web=VersionWeb)\nprint(hanji.get(('versioned', 'version')).text)",
+        define.format("v2"),
+        "hanji.activate(Applet(id='versioned'), web=VersionWeb)\nprint(hanji.get(('versioned', 'version')).text)",
+    ])
+    assert results[2]["stdout"].strip().endswith("v1")
+    assert "Version was redefined after VersionWeb listed it" in results[4]["stderr"]
+    assert results[4]["stdout"].strip().endswith("v2")

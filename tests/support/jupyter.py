@@ -62,9 +62,10 @@ class JupyterProcess:
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode(errors="replace")
 
-    def execute(self, kernel_id: str, code: str) -> str:
-        """Run ``code`` in the kernel through the channels websocket; return its stdout.
-        Fail with the error the cell raised, if any."""
+    def run(self, kernel_id: str, code: str) -> dict[str, Any]:
+        """Run ``code`` in the kernel through the channels websocket, as JupyterLab's
+        page does; return ``{"stdout", "stderr", "error"}`` (``error``: the traceback
+        lines of an exception the cell raised, else None)."""
         url = f"ws://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels?token={self.token}"
         msg_id = uuid.uuid4().hex
         message = {
@@ -74,7 +75,7 @@ class JupyterProcess:
             "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                         "allow_stdin": False, "stop_on_error": True},
         }
-        out: list[str] = []
+        result: dict[str, Any] = {"stdout": "", "stderr": "", "error": None}
         with connect(url, open_timeout=WAIT, max_size=None) as ws:
             ws.send(json.dumps(message))
             while True:
@@ -83,11 +84,19 @@ class JupyterProcess:
                     continue
                 kind, content = reply["msg_type"], reply["content"]
                 if kind == "stream":
-                    out.append(content["text"])
+                    result[content["name"]] += content["text"]
                 elif kind == "error":
-                    raise AssertionError("the cell failed: " + "\n".join(content["traceback"]))
+                    result["error"] = content["traceback"]
                 elif kind == "execute_reply":
-                    return "".join(out)
+                    return result
+
+    def execute(self, kernel_id: str, code: str) -> str:
+        """Run ``code`` in the kernel (see :meth:`run`); return its stdout. Fail with
+        the error the cell raised, if any."""
+        result = self.run(kernel_id, code)
+        if result["error"] is not None:
+            raise AssertionError("the cell failed: " + "\n".join(result["error"]))
+        return str(result["stdout"])
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 30 s)."""
