@@ -170,6 +170,10 @@ def setup(
         installed = {n: p for n, p in packages.items() if n not in failures}
         from hanji.django.staticfiles import app_static_folders
 
+        # Hanji's URLconf imports every applet package's urls (hanji.django.urls): do it
+        # here, off the reactor, rather than at the first route change, on it.
+        importlib.import_module("hanji.django.urls")
+
         _result = SetupResult(dirs, data, installed, failures, app_static_folders())
         return _result
 

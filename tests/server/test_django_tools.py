@@ -100,29 +100,48 @@ def test_other_apps_static_files_are_served_and_collected_in_the_same_layout(ser
     assert not (collected / "icon.png").exists()
 
 
-def test_the_admin_works_with_a_superuser_and_django_s_csrf_token(tmp_path: Path, start_server: Any) -> None:
-    """`hanji manage createsuperuser` makes a user who logs in to /admin/ through a real
-    HTTP client with Django's CSRF token."""
+# The superuser the admin and user tests log in as.
+ADA = {"DJANGO_SUPERUSER_USERNAME": "ada", "DJANGO_SUPERUSER_PASSWORD": "correct horse battery",
+       "DJANGO_SUPERUSER_EMAIL": "ada@example.com"}
+
+
+def _manage(tmp_path: Path, data: Path, *args: str, applets: tuple[Path, ...] = (APPLETS,)) -> str:
+    """Run `hanji manage ARGS` on ``data`` (with Ada's superuser settings in the
+    environment); fail on an error; return its stdout."""
+    dirs = [arg for d in applets for arg in ("--applets", str(d))]
+    out = subprocess.run([sys.executable, "-m", "hanji", "manage", *dirs, "--data", str(data), *args],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env=dict(os.environ, HANJI_ECHO_PORT="0", **ADA))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def _log_in(server: Any) -> tuple[Any, Any]:
+    """Log Ada in through the admin's login form, with Django's CSRF token, as a browser
+    does; return the cookie-keeping opener and its cookie jar."""
     import http.cookiejar
     import re
     import urllib.parse
     import urllib.request
 
-    data = tmp_path / "data"
-    env = dict(os.environ, HANJI_ECHO_PORT="0", DJANGO_SUPERUSER_USERNAME="ada",
-               DJANGO_SUPERUSER_PASSWORD="correct horse battery", DJANGO_SUPERUSER_EMAIL="ada@example.com")
-    server = start_server(args=["--data", str(data)])
-    made = subprocess.run([sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--data", str(data),
-                           "createsuperuser", "--noinput"], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=env)
-    assert made.returncode == 0, made.stderr[-3000:]
-    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     page = browser.open(server.url + "/admin/login/?next=/admin/", timeout=30).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": "ada",
-                                   "password": "correct horse battery", "next": "/admin/"}).encode()
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": ADA["DJANGO_SUPERUSER_USERNAME"],
+                                   "password": ADA["DJANGO_SUPERUSER_PASSWORD"], "next": "/admin/"}).encode()
     landed = browser.open(urllib.request.Request(server.url + "/admin/login/?next=/admin/", data=form), timeout=30)
     assert landed.geturl().endswith("/admin/") and "Site administration" in landed.read().decode()
+    return browser, jar
+
+
+def test_the_admin_works_with_a_superuser_and_django_s_csrf_token(tmp_path: Path, start_server: Any) -> None:
+    """`hanji manage createsuperuser` makes a user who logs in to /admin/ through a real
+    HTTP client with Django's CSRF token."""
+    data = tmp_path / "data"
+    server = start_server(args=["--data", str(data)])
+    _manage(tmp_path, data, "createsuperuser", "--noinput")
+    browser, _ = _log_in(server)
     assert 'href="/admin/">Django admin</a>' in browser.open(server.url + "/", timeout=30).read().decode()
     notes = browser.open(server.url + "/admin/notes/note/", timeout=30).read().decode()
     assert "Select note to change" in notes  # the notes applet's admin.py, autodiscovered
@@ -156,31 +175,15 @@ def test_django_s_user_in_twisted_resources_and_websockets(tmp_path: Path, start
     """A user logged in through the admin's login page is request.django_user in a
     login_required resource and self.user on a login_required websocket; anonymous
     visitors get 403 (or the login page's redirect), without blocking the reactor."""
-    import http.cookiejar
-    import re
-    import urllib.parse
-    import urllib.request
-
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect as ws_connect
 
     from support.paths import TEST_APPLETS
 
     data = tmp_path / "data"
-    env = dict(os.environ, HANJI_ECHO_PORT="0", DJANGO_SUPERUSER_USERNAME="ada",
-               DJANGO_SUPERUSER_PASSWORD="correct horse battery", DJANGO_SUPERUSER_EMAIL="ada@example.com")
     server = start_server(args=["--data", str(data)])
-    made = subprocess.run([sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--applets",
-                           str(TEST_APPLETS), "--data", str(data), "createsuperuser", "--noinput"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-    assert made.returncode == 0, made.stderr[-3000:]
-    jar = http.cookiejar.CookieJar()
-    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = browser.open(server.url + "/admin/login/", timeout=30).read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": "ada",
-                                   "password": "correct horse battery", "next": "/admin/"}).encode()
-    browser.open(urllib.request.Request(server.url + "/admin/login/", data=form), timeout=30).read()
+    _manage(tmp_path, data, "createsuperuser", "--noinput", applets=(APPLETS, TEST_APPLETS))
+    browser, jar = _log_in(server)
 
     assert json.loads(browser.open(server.url + "/res/djuser/me", timeout=30).read()) == {"user": "ada"}
     assert json.loads(browser.open(server.url + "/res/djuser/staff", timeout=30).read()) == {"staff": "ada"}
@@ -222,16 +225,9 @@ def test_a_drf_applet_with_token_and_session_auth_beside_hanji_s_token(tmp_path:
     open, a write needs DRF's own token (sent as Authorization: Token …, beside
     X-Hanji-Token), and the browsable API is styled with DRF's static files."""
     data = tmp_path / "data"
-    env = dict(os.environ, HANJI_ECHO_PORT="0", DJANGO_SUPERUSER_USERNAME="ada",
-               DJANGO_SUPERUSER_PASSWORD="correct horse battery", DJANGO_SUPERUSER_EMAIL="ada@example.com")
     server = start_server(args=["--data", str(data)], env={"HANJI_TOKEN": "the-hanji-token"})
-    manage = [sys.executable, "-m", "hanji", "manage", "--applets", str(APPLETS), "--data", str(data)]
-    assert subprocess.run([*manage, "createsuperuser", "--noinput"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env=env).returncode == 0
-    made = subprocess.run([*manage, "drf_create_token", "ada"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env=env)
-    assert made.returncode == 0, made.stderr[-2000:]
-    drf_token = made.stdout.split()[2]  # "Generated token <key> for user ada"
+    _manage(tmp_path, data, "createsuperuser", "--noinput")
+    drf_token = _manage(tmp_path, data, "drf_create_token", "ada").split()[2]  # "Generated token <key> for user ada"
     hanji = {"X-Hanji-Token": "the-hanji-token"}
     api = "/applets/tasks/api/tasks/"
 
