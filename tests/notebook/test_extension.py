@@ -164,7 +164,9 @@ def test_taken_port_falls_back_to_the_next_free_one(new_kernel: Any) -> None:
         result = kernel.ok("%load_ext hanji\nimport hanji")
         got = int(kernel.value("hanji.url()").rstrip("/").rsplit(":", 1)[1])
     assert got != taken and taken < got < taken + 50
-    assert f"port {taken} was taken, so it listens on {got}" in result.text
+    # Another process on this shared machine may hold a port just above ours; the banner names
+    # every taken port, starting with the one we hold.
+    assert re.search(rf"\bports? {taken}(, \d+)* (was|were) taken, so it listens on {got}\b", result.text)
     assert "0 applets active" in result.text
 
 
