@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8899
 
-.PHONY: install run test browser-deps postgres-deps jupyter bench clean
+.PHONY: install run test browser-deps postgres-deps service-deps jupyter bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,16 @@ postgres-deps:
 	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
 
+## Debian's redis-server and HAProxy for the multi-process tests (each test starts throwaway
+## instances of its own on free ports).
+service-deps:
+	@command -v redis-server >/dev/null 2>&1 && command -v haproxy >/dev/null 2>&1 || { \
+	  echo "Installing Debian's redis-server and haproxy for the multi-process tests"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server haproxy; }
+
 ## Run the whole suite (server, notebook kernels, websockets, browser, SQLite and PostgreSQL).
-test: install browser-deps postgres-deps
+test: install browser-deps postgres-deps service-deps
 	$(BIN)/python -m pytest
 
 ## JupyterLab with the tutorial notebooks.
