@@ -2,7 +2,9 @@
 
 ``%load_ext hanji`` starts the server in a kernel; the functions below (imported
 lazily from :mod:`hanji.notebook.api`) drive it from notebook cells. Applet authors
-import :mod:`hanji.core.applet` and :mod:`hanji.core.utils`.
+import :mod:`hanji.core.applet` and :mod:`hanji.core.utils`; ``publish`` and
+``subscribe`` (from :mod:`hanji.server.bus`) carry messages to every process of a
+set of servers.
 """
 
 from __future__ import annotations
@@ -45,20 +47,27 @@ __all__ = [
     "deactivate",
     "endpoint",
     "errors",
+    "export",
     "get",
     "load_ipython_extension",
     "migrate",
     "post",
+    "publish",
     "request",
     "routes",
     "show",
     "status",
+    "subscribe",
     "unload_ipython_extension",
     "url",
     "ws",
 ]
 
-_API = set(__all__) - set(_EXCEPTIONS) - {"load_ipython_extension", "unload_ipython_extension"}
+# The broadcast bus's publish/subscribe, loaded lazily from hanji.server.bus.
+_BUS = {"publish", "subscribe"}
+# hanji.export, loaded lazily from hanji.exporting.kernel.
+_EXPORT = {"export"}
+_API = set(__all__) - set(_EXCEPTIONS) - _BUS - _EXPORT - {"load_ipython_extension", "unload_ipython_extension"}
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -80,6 +89,14 @@ def __getattr__(name: str) -> Any:
         from hanji.notebook import api
 
         return getattr(api, name)
+    if name in _BUS:
+        from hanji.server import bus
+
+        return getattr(bus, name)
+    if name in _EXPORT:
+        from hanji.exporting import kernel
+
+        return kernel.export
     raise AttributeError(f"module 'hanji' has no attribute {name!r}")
 
 

@@ -43,6 +43,20 @@ def channel_header_counts(channel: Any) -> tuple[int, int]:
     return channel._receivedHeaderCount, channel._receivedHeaderSize
 
 
+def set_channel_handling_request(channel: Any, handling: bool) -> None:
+    """Tell ``channel``'s HTTPChannel methods whether a request is being answered
+    (HTTPChannel._handlingRequest, Twisted 26.10: its pause/resume of the network
+    producer reads it); the httptools channel parses requests itself."""
+    channel._handlingRequest = handling
+
+
+def request_disconnected(request: Any) -> bool:
+    """Return True once ``request``'s connection was lost (Request._disconnected,
+    Twisted 26.10; the httptools channel's lean request checks it as Twisted's
+    ``write`` does)."""
+    return bool(request._disconnected)
+
+
 def channel_stop_producing(channel: Any) -> None:
     """Detach ``channel``'s transport from the producer that pauses it, before a
     half-close (HTTPChannel._networkProducer, Twisted 26.10)."""
@@ -98,6 +112,31 @@ def discard_unsent(transport: Any) -> None:
         transport._tempDataLen = 0
 
 
+def raw_headers(headers: Any) -> dict[bytes, list[bytes]]:
+    """Return the table of a ``twisted.web.http_headers.Headers``: canonical name
+    (``Content-Type``) to values (Headers._rawHeaders, Twisted 26.10). The httptools
+    channel's requests set their default headers there without re-encoding names
+    whose form is known."""
+    return headers._rawHeaders  # type: ignore[no-any-return]
+
+
+def header_name_encoder() -> Callable[[bytes], bytes]:
+    """Return twisted.web's canonicaliser of header names, ``b"content-type"`` to
+    ``b"Content-Type"`` (http_headers._nameEncoder.encode, Twisted 26.10): the
+    httptools channel files request headers with it straight into the table of
+    :func:`raw_headers` (llhttp has checked the names and values already)."""
+    from twisted.web import http_headers
+
+    return http_headers._nameEncoder.encode  # type: ignore[no-any-return]
+
+
+def transport_unsent(transport: Any) -> int:
+    """Return how many bytes a TCP transport holds unsent (FileDescriptor.dataBuffer,
+    .offset, ._tempDataLen, Twisted 26.10: no public count exists). The httptools
+    channel sends an answer straight to the socket only when this is 0."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+
 # -- Twisted: the poll and epoll reactors --------------------------------------------
 # The stall watchdog (hanji.server.watchdog) stamps each return from the I/O wait;
 # Twisted has no public hook for "a loop iteration starts".
@@ -112,18 +151,6 @@ def reactor_poller(reactor: Any) -> Any:
 def set_reactor_poller(reactor: Any, poller: Any) -> None:
     """Replace ``reactor``'s poll/epoll object (see :func:`reactor_poller`)."""
     reactor._poller = poller
-
-
-# -- Twisted: twisted.python.threadpool.ThreadPool ---------------------------------
-
-
-def pool_quit_without_joining(pool: Any) -> None:
-    """Ask every worker of ``pool`` to quit once its job ends, without waiting for
-    them (ThreadPool._team.quit, Twisted 26.10; ThreadPool.stop joins the threads,
-    which would block behind a stuck worker)."""
-    pool.joined = True
-    pool.started = False
-    pool._team.quit()
 
 
 # -- wsproto inside twisted.web.websocket ------------------------------------------
@@ -207,8 +234,8 @@ def _samples() -> list[tuple[str, Any, str]]:
     from django.middleware.csrf import CsrfViewMiddleware
     from IPython.core.interactiveshell import InteractiveShell
     from twisted.internet import abstract, epollreactor
-    from twisted.python.threadpool import ThreadPool
-    from twisted.web import _websocket_impl, http
+    from twisted.python import components
+    from twisted.web import _websocket_impl, http, http_headers, resource, server
 
     channel = http.HTTPChannel()
     samples: list[tuple[str, Any, str]] = [("HTTPChannel." + a, channel, a) for a in (
@@ -220,7 +247,17 @@ def _samples() -> list[tuple[str, Any, str]]:
         ("EPollReactor._poller", epollreactor.EPollReactor, "_poller"),
         ("FileDescriptor._tempDataBuffer", abstract.FileDescriptor, "_tempDataBuffer"),
         ("FileDescriptor._tempDataLen", abstract.FileDescriptor, "_tempDataLen"),
-        ("ThreadPool._team", ThreadPool(), "_team"),
+        ("Headers._rawHeaders", http.Headers(), "_rawHeaders"),
+        ("http_headers._nameEncoder", http_headers, "_nameEncoder"),
+        # What the httptools channel's lean request (hanji.server.http._fast_request)
+        # mirrors of twisted.web's Request, and its channel of HTTPChannel.
+        ("Request._inFakeHead", server.Request, "_inFakeHead"),
+        ("Request._encoder", server.Request, "_encoder"),
+        ("Request._handleStar", server.Request, "_handleStar"),
+        ("Request._parsePOSTFormSubmission", http.Request, "_parsePOSTFormSubmission"),
+        ("Componentized._adapterCache", components.Componentized, "_adapterCache"),
+        ("resource._IEncodingResource", resource, "_IEncodingResource"),
+        ("HTTPChannel._optimisticEagerReadSize", http.HTTPChannel, "_optimisticEagerReadSize"),
         ("_WebSocketWireProtocol._wsconn", _websocket_impl._WebSocketWireProtocol, "_wsconn"),
         ("CsrfViewMiddleware._check_token", CsrfViewMiddleware, "_check_token"),
         ("Apps.app_configs", django_apps, "app_configs"),

@@ -1,4 +1,4 @@
-"""The ``hanji`` command: ``serve``, ``startapplet`` and ``manage``."""
+"""The ``hanji`` command: ``serve``, ``startapplet``, ``export`` and ``manage``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import gc
 import importlib.util
 import keyword
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,22 @@ log = logging.getLogger("hanji")
 
 
 def _configure_logging(data_dir: Path, debug: bool, max_bytes: int = _logfile.DEFAULT_MAX_BYTES,
-                       backups: int = _logfile.DEFAULT_BACKUPS) -> None:
+                       backups: int = _logfile.DEFAULT_BACKUPS, worker: bool = False) -> None:
     """Log to stderr and to ``hanji.log`` in the data dir (rotated at ``max_bytes``,
-    ``backups`` old files kept, written by a listener thread off the reactor)."""
+    ``backups`` old files kept, written by a listener thread off the reactor). A
+    ``worker`` of a supervisor appends only: its supervisor rotates the file."""
     data_dir.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     logging.getLogger("hanji").setLevel(logging.DEBUG if debug else logging.INFO)
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(logging.Formatter(_logfile.FORMAT))
-    queued = _logfile.open_log_file(data_dir / "hanji.log", max_bytes, backups)
+    if worker:
+        from hanji.supervisor._logs import open_worker_log
+
+        queued = open_worker_log(data_dir / "hanji.log")
+    else:
+        queued = _logfile.open_log_file(data_dir / "hanji.log", max_bytes, backups)
     for handler in (stderr, queued):
         root.addHandler(handler)
     # Twisted's own log (access log, unhandled errors) into the same handlers.
@@ -129,6 +136,23 @@ def _limits(args: argparse.Namespace) -> Any:
     )
 
 
+def _add_worker_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of the worker processes and the migrations to ``hanji serve``."""
+    g = p.add_argument_group("workers", "several worker processes on one socket, under a supervisor "
+                             "(README: Running in production)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="serve with N worker processes under a supervising process that binds the "
+                        "socket, applies the migrations once, restarts dead or silent workers; SIGHUP: "
+                        "rolling restart, SIGTTIN/SIGTTOU: one worker more/less (default: one process, "
+                        "no supervisor)")
+    g.add_argument("--worker-timeout", type=float, default=_config.DEFAULT_WORKER_TIMEOUT, metavar="S",
+                   help="kill and replace a worker whose reactor sent no heartbeat for S seconds "
+                        f"(default {_config.DEFAULT_WORKER_TIMEOUT:g})")
+    g.add_argument("--no-migrate", action="store_true",
+                   help="do not apply the migrations at start (run `hanji manage migrate` first, once)")
+    g.add_argument("--worker-link", metavar="FDS", help=argparse.SUPPRESS)
+
+
 def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
     """Add the options of the HTTP limits and the Django queue to ``hanji serve``."""
     from hanji.server.http.limits import Limits
@@ -158,6 +182,16 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
                    help="Django requests that may wait for a worker; more get 503 (default 100)")
 
 
+def _worker_link(args: argparse.Namespace) -> tuple[int, int] | None:
+    """Return ``(listen_fd, pipe_fd)`` when this process is a worker of a supervisor
+    (``--worker-link``, set by the supervisor), else None."""
+    if args.worker_link is None:
+        return None
+    from hanji.supervisor.link import parse
+
+    return parse(args.worker_link)
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the server with the reactor in the main thread until Ctrl-C or SIGTERM."""
     from hanji import _config, _threads
@@ -167,9 +201,21 @@ def serve(args: argparse.Namespace) -> int:
         limits = _limits(args)
         if args.django_queue < 0:
             raise ValueError(f"--django-queue must be 0 or more, not {args.django_queue}.")
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers must be 1 or more, not {args.workers}.")
+        if args.worker_timeout <= 0:
+            raise ValueError(f"--worker-timeout must be more than 0, not {args.worker_timeout:g}.")
     except ValueError as exc:
         print(f"hanji serve: {exc}", file=sys.stderr)
         return 2
+    if args.reload:
+        from hanji.server.reload import WatchfilesMissing, require_watchfiles
+
+        try:
+            require_watchfiles()
+        except WatchfilesMissing as exc:
+            print(f"hanji serve --reload: {exc}", file=sys.stderr)
+            return 2
     data = _data_dir(args.data)
     # Debug mode: --debug, or HANJI_DEBUG=1 in the environment (the test suite's default).
     try:
@@ -178,16 +224,51 @@ def serve(args: argparse.Namespace) -> int:
         print(f"hanji serve: {exc}", file=sys.stderr)
         return 2
     try:
-        _configure_logging(data, debug, args.log_max_bytes, args.log_backups)
+        _configure_logging(data, debug, args.log_max_bytes, args.log_backups,
+                           worker=args.worker_link is not None)
     except ValueError as exc:
         print(f"hanji serve: {exc}", file=sys.stderr)
         return 2
     _threads.set_debug(debug)
+    if args.bus is not None:
+        # Through the environment, so that a supervisor's workers get it too.
+        os.environ["HANJI_BUS"] = args.bus
+    try:
+        from hanji.server.bus import check_url
+
+        check_url(_config.bus_url())
+    except ValueError as exc:
+        print(f"hanji serve: {exc}", file=sys.stderr)
+        return 2
+    if args.http:
+        os.environ["HANJI_HTTP_PARSER"] = args.http  # read by the site; inherited by workers
+    try:
+        _config.http_parser()
+        _config.lease_ttl()  # read by every worker; refused here once, as a usage error
+    except ValueError as exc:
+        print(f"hanji serve: {exc}", file=sys.stderr)
+        return 2
+    if args.worker_link is None and (args.workers is not None or args.reload):
+        # --workers N (or --reload): this process supervises N worker processes.
+        from hanji import supervisor
+
+        return supervisor.run(args)
+    worker = _worker_link(args)
+    if worker is not None:
+        from hanji.supervisor.link import dump_stacks_on_sigusr2
+
+        dump_stacks_on_sigusr2()  # before Django starts: a hung start-up is explained too
     setup = django_setup.setup(django_setup.applet_dirs_from_env(args.applets), data, debug)
-    django_setup.migrate()
+    # Under --reload a worker may be the restart a new migration asked for: it applies
+    # them, as `hanji serve` does at start (unless the user, not only the supervisor,
+    # said --no-migrate).
+    reloaded = args.reload and worker is not None and args.argv.count("--no-migrate") == 1
+    if not args.no_migrate or reloaded:
+        django_setup.migrate()
 
     from twisted.internet import reactor as _reactor
 
+    from hanji.server.placement import lease_backend
     from hanji.server.runtime import HanjiServer
 
     reactor: Any = _reactor
@@ -195,39 +276,64 @@ def serve(args: argparse.Namespace) -> int:
     from hanji.server.security import access
 
     token = access.choose_token(args.host, args.no_token)
-    if args.no_token:
+    if args.no_token and worker is None:  # a worker's supervisor warned
         _warn_no_token(args.host)
     server = HanjiServer(
         reactor, setup, host=args.host, port=args.port,
         django_threads=args.django_threads, django_queue=args.django_queue,
         drain_timeout=args.drain_timeout, access_log=args.access_log, limits=limits,
         token=token, allow_hosts=args.allow_host or (), activate_timeout=args.activate_timeout or None,
-        stall_threshold_ms=args.stall_threshold,
+        stall_threshold_ms=args.stall_threshold, listen_fd=worker[0] if worker else None,
+        # Where "exactly one" applets run: a lease per applet (hanji.server.placement).
+        leases=lease_backend(data), lease_interval=_config.lease_ttl() / 3,
     )
     status = {"code": 0}
 
     def start() -> None:
-        try:
-            server.listen()
-        except Exception as exc:
-            log.error("Cannot listen on %s:%s: %s. Pick another port with --port.", args.host, args.port, exc)
-            status["code"] = 1
-            reactor.stop()
-            return
-        print(f"Hanji serves {server.url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        if server.token:
+        if link is None:  # a worker adopts the supervisor's socket once its applets are active
+            try:
+                server.listen()
+            except Exception as exc:
+                log.error("Cannot listen on %s:%s: %s. Pick another port with --port.", args.host, args.port, exc)
+                status["code"] = 1
+                reactor.stop()
+                return
+            print(f"Hanji serves {server.url}/  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if server.token and link is None:
             # Printed, not logged: the token stays out of hanji.log.
             print(f"    open {server.token_url}\n    or send the header 'X-Hanji-Token: {server.token}'",
                   file=sys.stderr, flush=True)
         started = server.start()
-        started.addCallback(lambda _: _freeze_heap(server))
-        if args.ready_file:
+        if link is not None:
+            # The supervisor prints the URL and the token once, for all workers.
+            started.addCallback(lambda _: print(
+                f"Hanji worker {_config.worker_id()} (pid {os.getpid()}) serves {server.url}/",
+                file=sys.stderr, flush=True))
+        if args.reload:
+            # No gc.freeze() under --reload: the old versions of reloaded applets
+            # must stay collectable.
+            from hanji.server.reload import watch_server
+
+            started.addCallback(lambda _: watch_server(reactor, server))
+        else:
+            started.addCallback(lambda _: _freeze_heap(server))
+        if link is not None:
+            say_ready = link.ready
+            started.addCallback(lambda _: say_ready())
+        elif args.ready_file:
             started.addCallback(lambda _: _write_ready_file(Path(args.ready_file), server))
 
     # Hand the GIL round every 1 ms instead of 5 ms: CPU-bound Django views then
     # delay the reactor about half as much (bench/FINDINGS.md, D). The process is
     # ours here; in a kernel it is the user's, so only `hanji serve` does this.
     sys.setswitchinterval(0.001)
+    link = None
+    if worker is not None:
+        from hanji.supervisor.link import SupervisorLink, heartbeat_interval
+
+        link = SupervisorLink(reactor, worker[1], heartbeat_interval(args.worker_timeout))
+        reactor.callWhenRunning(link.start)
+        reactor.addSystemEventTrigger("before", "shutdown", link.stop)
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", server.shutdown)
     reactor.run()
@@ -315,6 +421,24 @@ def startapplet(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    """Export the ``%%applet`` cells of a saved notebook as applet packages, without a kernel."""
+    from hanji.exporting import ExportError, export_notebook
+
+    if args.static and not args.applet:
+        print("hanji export: --static needs --applet NAME (the applet whose static files they are).", file=sys.stderr)
+        return 2
+    try:
+        results = export_notebook(Path(args.notebook), Path(args.dir), args.applet,
+                                  Path(args.static) if args.static else None)
+    except (ExportError, ValueError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    for result in results:
+        print(repr(result))
+    return 0
+
+
 def manage(args: argparse.Namespace) -> int:
     """Run a Django management command with Hanji's settings."""
     from django.core.management import execute_from_command_line
@@ -322,6 +446,15 @@ def manage(args: argparse.Namespace) -> int:
     from hanji.django import setup as django_setup
 
     django_setup.setup(django_setup.applet_dirs_from_env(args.applets), _data_dir(args.data))
+    if args.args[:1] == ["migrate"] and set(args.args[1:]) <= {"--noinput", "--no-input"}:
+        # What `hanji serve` applies at start (tables of applets without migrations
+        # too; never interactive); the separate step before `hanji serve --no-migrate`
+        # and the one the supervisor of `--workers N` runs once.
+        failed = django_setup.migrate(verbosity=1)
+        for package in sorted(failed):
+            print(f"hanji manage migrate: the migrations of applet '{package}' failed (see the log); "
+                  "it will not be activated.", file=sys.stderr)
+        return 0
     execute_from_command_line(["hanji manage", *args.args])
     return 0
 
@@ -348,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="once listening with the applets active, write {url, token, pid} as JSON to PATH "
                         "(for scripts and tests that start a server)")
     p.add_argument("--access-log", metavar="PATH", help="write an access log line per request to PATH (off by default)")
+    p.add_argument("--http", choices=_config.HTTP_PARSERS, metavar="PARSER",
+                   help="the HTTP/1.1 parser: httptools (C, faster) or twisted (twisted.web's own); "
+                        f"default $HANJI_HTTP_PARSER or {_config.DEFAULT_HTTP_PARSER}")
     p.add_argument("--no-token", action="store_true",
                    help="require no access token, even off loopback (unsafe; warns)")
     p.add_argument("--allow-host", action="append", metavar="NAME",
@@ -355,8 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "localhost, 127.0.0.1 and [::1] (repeatable)")
     p.add_argument("--stall-threshold", type=float, default=_config.DEFAULT_STALL_MS, metavar="MS",
                    help="report reactor callbacks blocking longer than MS milliseconds (default 50; 0: off)")
+    p.add_argument("--bus", metavar="URL",
+                   help="the broadcast bus that carries TwAppletWebSocket.broadcast() and hanji.publish() "
+                        "to every process: redis://host:port/db across hosts, unix:///path (a supervisor's "
+                        "relay; the default with --workers), or local (one process; the default). Sets "
+                        "HANJI_BUS for the workers")
     p.add_argument("--debug", action="store_true",
                    help="tracebacks in 500 pages, and HanjiThreadError for reactor-only calls made from other threads")
+    p.add_argument("--reload", action="store_true",
+                   help="reload applets when their files change: Python files and templates in place, "
+                        "models, migrations and settings by restarting the process (needs hanji[reload])")
+    _add_worker_arguments(p)
     _add_limit_arguments(p)
     p.set_defaults(func=serve)
 
@@ -364,6 +509,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("dir", nargs="?", help="where (default ./applets)")
     p.set_defaults(func=startapplet)
+
+    p = sub.add_parser("export", help="write the %%%%applet cells of a saved notebook as applet packages")
+    p.add_argument("notebook", metavar="NOTEBOOK.ipynb")
+    p.add_argument("dir", metavar="DIR", help="the applets folder: applet NAME goes to DIR/NAME")
+    p.add_argument("--applet", metavar="NAME", help="export this applet only (default: every applet)")
+    p.add_argument("--static", metavar="DIR", help="copy this folder to the applet's static/ (with --applet)")
+    p.set_defaults(func=export)
 
     p = sub.add_parser("manage", help="run a Django management command")
     p.add_argument("--applets", action="append", metavar="DIR")
@@ -376,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hanji`` console script."""
     args = build_parser().parse_args(argv)
+    # The supervisor of `hanji serve --workers N` starts its workers with these.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args) or 0)
 
 

@@ -3,7 +3,7 @@ from hanji.core.utils import TwAppletResource, TwAppletWebSocket
 
 
 class EchoInfo(TwAppletResource):
-    """GET /res/echo/info: where the echo server listens."""
+    """GET /res/echo/info: where the echo server listens (nothing, null in a standby process)."""
 
     path = "info"
 
@@ -25,7 +25,8 @@ class WebUI(applet.WebUI):
     websocket_resources = [EchoSocket]
     template = (
         "{% for port in applet.ports %}<p>Line echo over TCP on port <code>{{ port }}</code>: "
-        "<code>nc 127.0.0.1 {{ port }}</code>.</p>{% empty %}<p>The echo port is not open.</p>{% endfor %}"
+        "<code>nc 127.0.0.1 {{ port }}</code>.</p>{% empty %}<p>The echo port is not open in this process (with several "
+        "workers or hosts, the one where this applet runs listens).</p>{% endfor %}"
         "<p>Websocket echo at <code>/ws/{{ applet.id }}/echo</code>.</p>"
     )
 

@@ -1,6 +1,6 @@
 """What the applet model needs to know at run time, without importing the server.
 
-Three pieces of state, each a deliberate process-wide global (this is the one place
+Four pieces of state, each a deliberate process-wide global (this is the one place
 that says so):
 
 - ``current_applet``: a context variable naming the applet whose code runs now
@@ -15,6 +15,8 @@ that says so):
 - the running server's Django pool (:func:`django_pool`), for ``defer_to_django(f)``,
   which, like Twisted's ``deferToThread``, is called without a server reference.
   Set by the server when it starts and cleared when it stops.
+- the running server's broadcast bus (:func:`current_bus`), for ``broadcast()``,
+  which has no server reference either; set and cleared like the pool.
 
 Everything else is passed explicitly. Nothing here imports the reactor.
 """
@@ -51,6 +53,22 @@ def set_django_pool(reactor: Any, pool: Any) -> None:
 def django_pool() -> tuple[Any, Any] | None:
     """Return ``(reactor, pool)`` of the running server, or None; any thread."""
     return _django
+
+
+_bus: Any = None  # the running server's hanji.server.bus.Bus, or None
+
+
+def set_bus(bus: Any) -> None:
+    """Name the bus that ``broadcast()`` publishes on (None when the server stops);
+    reactor thread."""
+    global _bus
+    _bus = bus
+
+
+def current_bus() -> Any:
+    """Return the running server's bus (``publish_websocket(cls, data)``), or None
+    when no server runs in this process; any thread."""
+    return _bus
 
 
 def run_as(applet: Any, f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -8,6 +8,7 @@ its ``__init__.py`` or its ``webUI.py``. Hanji imports it as a Django app, calls
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +28,22 @@ def _global_reactor() -> Any:
     return reactor
 
 
+class Placement(enum.StrEnum):
+    """Where an applet's ``on_activate`` runs when Hanji runs as several processes
+    (``hanji serve --workers N``, several hosts); compares equal to its value.
+
+    ``EVERY`` ("every"): in every worker process, the default, right for web code
+    (resources, websockets, Django views), which every worker serves anyway.
+    ``ONE`` ("one"): in exactly one process of the whole set, for protocols on a
+    fixed port, timers and background jobs; the process holding the applet's lease
+    runs it, the others stand by and take over if it dies. Its web UI is still
+    served by every process. A notebook kernel is one process: it runs both.
+    """
+
+    EVERY = "every"
+    ONE = "one"
+
+
 class Applet:
     """One feature of a Hanji site.
 
@@ -37,6 +54,9 @@ class Applet:
         url_prefix: where the applet's Django ``urls.py`` is mounted; ``None`` means
             ``applets/<id>/`` and ``""`` the site root.
         icon: file name in the applet's ``static/`` folder shown on the home page.
+        placement: where ``on_activate`` runs across processes and hosts:
+            ``Placement.EVERY`` (or ``"every"``, the default) or ``Placement.ONE``
+            (``"one"``: exactly one process, through a lease; see :class:`Placement`).
     """
 
     id: str | None = None
@@ -44,6 +64,7 @@ class Applet:
     description: str = ""
     url_prefix: str | None = None
     icon: str = "icon.png"
+    placement: Placement | str = Placement.EVERY
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from hanji import _threads
 from hanji._exceptions import ServerNotRunning, WebSocketRefused
-from hanji.core._context import django_pool, open_websockets
+from hanji.core._context import current_bus, django_pool, open_websockets
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -44,6 +44,18 @@ def _load_contract() -> Any:
 
     _contract.append(render_with_contract)
     return render_with_contract
+
+
+# The fan-out of a broadcast (hanji.server.websocket.fanout), imported at the first
+# broadcast for the same reason.
+_fanout: list[Any] = []
+
+
+def _load_fanout() -> Any:
+    from hanji.server.websocket.fanout import send_to_all
+
+    _fanout.append(send_to_all)
+    return send_to_all
 
 
 class TwAppletResource(Resource):
@@ -242,24 +254,41 @@ class TwAppletWebSocket:
 
     @classmethod
     def broadcast(cls, message: str | bytes | dict[str, Any] | list[Any]) -> None:
-        """Send ``message`` to every open connection of this endpoint; any thread.
+        """Send ``message`` to every open connection of this endpoint, in this
+        process and in every process sharing the server's bus (``--workers``,
+        ``--bus redis://…``; see :mod:`hanji.server.bus`); any thread.
 
-        Off the reactor thread the sending is handed to the reactor
-        (``reactor.callFromThread``), so this returns before it is done.
+        Every connection gets each broadcast of the endpoint once, all in the same
+        order. This returns before the sending is done: off the reactor thread the
+        call is handed to the reactor (``reactor.callFromThread``), and with a bus
+        across processes the message is delivered when the bus hands it back.
         """
         data = _encode(message)
         if _threads.in_reactor_thread():
-            cls._broadcast_now(data)
+            cls._publish_now(data)
         else:
             from twisted.internet import reactor
 
-            reactor.callFromThread(cls._broadcast_now, data)  # type: ignore[attr-defined]
+            reactor.callFromThread(cls._publish_now, data)  # type: ignore[attr-defined]
+
+    @classmethod
+    def _publish_now(cls, data: str | bytes) -> None:
+        """Hand ``data`` to the running server's bus, or send it to this process's
+        connections when no server runs; reactor thread."""
+        bus = current_bus()
+        if bus is None:
+            cls._broadcast_now(data)
+        else:
+            bus.publish_websocket(cls, data)
 
     @classmethod
     def _broadcast_now(cls, data: str | bytes) -> None:
-        """Send ``data`` to every open connection of ``cls``; reactor thread."""
-        for link in list(open_websockets.get(cls, ())):
-            link.send_now(data)
+        """Send ``data`` to every open connection of ``cls`` in this process, each
+        write starting as the loop goes (hanji.server.websocket.fanout); reactor thread."""
+        links = open_websockets.get(cls)
+        if links:
+            send_to_all = _fanout[0] if _fanout else _load_fanout()
+            send_to_all(list(links), data)
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "not open"

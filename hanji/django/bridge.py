@@ -1,116 +1,91 @@
-"""The WSGI bridge: Django behind ``twisted.web.wsgi.WSGIResource`` on the Django pool.
+"""The WSGI bridge: Django's application served on the Django pool, with one
+hand-off to the pool per request and one back for a response that is not streamed.
 
-The resource renders on the reactor thread and hands each request to the pool
-(:mod:`hanji.django.pool`), refusing it with 503 at once while the pool is full; the
-WSGI application (Django's handler, wrapped to know the proxy prefix and the Hanji
-server) runs in the pool's threads.
+:class:`DjangoResource` renders on the reactor thread: it refuses a request with 503
+at once while the pool is full, else builds the request's WSGI environ there
+(:mod:`hanji.django._environ`: the body is already buffered, Hanji's credential is
+taken out, the proxy prefix goes into ``SCRIPT_NAME``, ``environ["hanji.server"]``
+names the server) and submits one job to the pool. The worker runs Django and
+answers through :class:`hanji.django._exchange.Exchange`: one ``callFromThread`` for
+a whole response, chunk by chunk with the transport's flow control for a stream.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Callable
+from typing import Any
 
-from twisted.web.wsgi import WSGIResource
+from twisted.web.resource import IResource
+from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
+from hanji.django._environ import (
+    ENVIRON_KEY, PREFIX_HEADERS, TOKEN_HEADER_KEY, base_environ, build_environ, proxy_prefix,
+)
+from hanji.django._exchange import Exchange
 from hanji.django.pool import DjangoPool
 from hanji.server.http import answers
 
-# The WSGI environ key under which Django code finds the HanjiServer serving it.
-ENVIRON_KEY = "hanji.server"
-
-# Headers by which a reverse proxy tells the path it serves the site under:
-# the de facto standard, and the two that jupyter-server-proxy sets.
-PREFIX_HEADERS = ("HTTP_X_FORWARDED_PREFIX", "HTTP_X_FORWARDED_CONTEXT", "HTTP_X_PROXYCONTEXTPATH")
-_SAFE_PREFIX = re.compile(r"(/[A-Za-z0-9._~%@:+\-]+)+")
+__all__ = ["ENVIRON_KEY", "PREFIX_HEADERS", "TOKEN_HEADER_KEY", "DjangoResource", "proxy_prefix",
+           "wsgi_resource"]
 
 
-def proxy_prefix(environ: dict[str, Any]) -> str:
-    """Return the proxy path prefix of a request ('' if none or malformed); any thread."""
-    for key in PREFIX_HEADERS:
-        value = environ.get(key, "").strip().rstrip("/")
-        if value and _SAFE_PREFIX.fullmatch(value):
-            return value
-    return ""
+@implementer(IResource)
+class DjangoResource:
+    """The resource that hands every request under it to Django's WSGI application
+    on ``pool``; reactor thread.
 
+    ``server`` is the HanjiServer its views see (``environ["hanji.server"]``) and
+    whose token is taken out of what Django sees; ``stall_timeout`` is how long a
+    streamed answer waits for a client that reads nothing before its connection is
+    aborted (None: forever).
+    """
 
-# Set in the environ when the request carried Hanji's token in a header (so Django's
-# CSRF check may skip it: a browser never adds that header by itself).
-TOKEN_HEADER_KEY = "hanji.token_header"
+    isLeaf = True
 
-
-def _take_hanji_credential(environ: dict[str, Any], token: str | None) -> None:
-    """Remove Hanji's own credential from a request before Django sees it (an
-    ``Authorization`` holding Hanji's token would reach DRF's TokenAuthentication as
-    an invalid token), noting that it was there; any other ``Authorization`` is
-    left untouched. Django pool."""
-    from hanji.server.security import access
-
-    found = False
-    own = environ.pop(access.WSGI_HEADER, None)
-    if token and own is not None and access.header_has_token(f"token {own.strip()}", token):
-        found = True
-    if token and access.header_has_token(environ.get("HTTP_AUTHORIZATION"), token):
-        del environ["HTTP_AUTHORIZATION"]
-        found = True
-    environ[TOKEN_HEADER_KEY] = found
-
-
-def hanji_application(app: Any, server: Any) -> Any:
-    """Wrap a WSGI app so Django builds URLs under the proxy prefix (``reverse``,
-    redirects, ``{{ hanji_base }}``) and finds the Hanji server that serves it in
-    ``environ["hanji.server"]`` (:data:`ENVIRON_KEY`); runs in the Django pool."""
-
-    def application(environ: dict[str, Any], start_response: Any) -> Any:
-        environ[ENVIRON_KEY] = server
-        _take_hanji_credential(environ, getattr(server, "token", None))
-        prefix = proxy_prefix(environ)
-        if prefix:
-            environ["SCRIPT_NAME"] = prefix + environ.get("SCRIPT_NAME", "")
-        return app(environ, start_response)
-
-    return application
-
-
-class _RequestLane:
-    """The pool as the WSGIResource sees it (it only calls ``callInThread``): a
-    request runs without the job wrapper, since Django's handler already closes old
-    connections around it (its request_started and request_finished signals);
-    the wrapper's two extra calls cost ~3 % of a trivial view's requests/s
-    (bench/FINDINGS.md). Any thread."""
-
-    def __init__(self, pool: DjangoPool) -> None:
+    def __init__(self, reactor: Any, pool: DjangoPool, application: Any, server: Any = None,
+                 stall_timeout: float | None = None) -> None:
+        self._reactor = reactor
         self._pool = pool
-
-    def callInThread(self, func: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        self._pool.submit(None, func, *args, **kw)
-
-
-class _DjangoResource(WSGIResource):
-    """Django's WSGIResource, answering 503 at once when its pool is full."""
-
-    def __init__(self, reactor: Any, pool: DjangoPool, application: Any) -> None:
-        super().__init__(reactor, _RequestLane(pool), application)
-        self._pool = pool
+        self._application = application
+        self._server = server
+        self._stall_timeout = stall_timeout
+        self._base = base_environ(server)
 
     def render(self, request: Any) -> Any:
         """Hand the request to a Django worker, or refuse it with 503 if the pool
         is full; reactor thread."""
-        if self._pool.full():
+        pool = self._pool
+        if pool.full():
             method = request.method.decode("ascii", "replace")
-            error = self._pool.overloaded(f"{method} {request.path.decode('utf-8', 'replace')}")
+            error = pool.overloaded(f"{method} {request.path.decode('utf-8', 'replace')}")
             return answers.answer(request, 503, str(error),
                                   {b"retry-after": str(error.retry_after).encode("ascii")})
-        return super().render(request)
+        # Django sets every header it wants; twisted.web adds no text/html of its own.
+        request.defaultContentType = None
+        environ = build_environ(request, self._base, getattr(self._server, "token", None))
+        exchange = Exchange(self._reactor, request, self._application, environ, self._stall_timeout)
+        pool.submit(None, exchange.run)
+        return NOT_DONE_YET
+
+    def getChildWithDefault(self, name: bytes, request: Any) -> Any:
+        """Refuse: every path under this resource is Django's (it is a leaf)."""
+        raise RuntimeError("DjangoResource has no child resources: Django routes every path under it.")
+
+    def putChild(self, path: bytes, child: Any) -> None:
+        """Refuse: every path under this resource is Django's."""
+        raise RuntimeError("DjangoResource takes no child resources: Django routes every path under it.")
 
 
-def wsgi_resource(reactor: Any, pool: DjangoPool, server: Any = None) -> WSGIResource:
-    """Return the WSGIResource serving Django's application on ``pool`` for
-    ``server`` (the HanjiServer its views and middleware see), refusing requests
-    with 503 while the pool's queue is full.
+def wsgi_resource(reactor: Any, pool: DjangoPool, server: Any = None) -> DjangoResource:
+    """Return the resource serving Django's application on ``pool`` for ``server``
+    (the HanjiServer its views and middleware see), refusing requests with 503
+    while the pool's queue is full; streamed answers to a client that reads nothing
+    for the server's idle timeout are cut.
 
     Call after Django is set up.
     """
     from django.core.handlers.wsgi import WSGIHandler
 
-    return _DjangoResource(reactor, pool, hanji_application(WSGIHandler(), server))
+    limits = getattr(server, "limits", None)
+    stall = getattr(limits, "idle_timeout", None)
+    return DjangoResource(reactor, pool, WSGIHandler(), server, stall)

@@ -2,8 +2,9 @@
 
 Read at ``django.setup()`` time from the environment that :mod:`hanji.django.setup`
 prepares: ``HANJI_DATA`` (data dir, default ``./.hanji``), ``DATABASE_URL`` (another
-database, e.g. ``postgres://…``; default SQLite in the data dir), ``HANJI_DEBUG``, and
-``HANJI_INSTALLED_APPLETS`` (the applet packages found, set by Hanji). A project extends
+database, e.g. ``postgres://…``; default SQLite in the data dir), ``HANJI_DEBUG``,
+``HANJI_INSTALLED_APPLETS`` (the applet packages found, set by Hanji), and
+``HANJI_BUS`` (a Redis bus puts Django's cache on the same Redis). A project extends
 it with its own module named in ``HANJI_SETTINGS`` that starts with
 ``from hanji.django.settings import *``.
 """
@@ -101,6 +102,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL",
         **DATABASES["default"].get("OPTIONS", {}),
     }
+
+# Django's cache: on the bus's Redis when the bus is Redis (HANJI_BUS=redis://…), so
+# every process and host shares one cache; else Django's default (per-process memory).
+if _config.redis_bus_url():
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": _config.redis_bus_url(), "KEY_PREFIX": "hanji"}}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

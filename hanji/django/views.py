@@ -27,7 +27,15 @@ def _card(record: Any, request: HttpRequest) -> dict[str, Any]:
     if record.static_dir is not None and (record.static_dir / record.applet.icon).is_file():
         icon = f"{get_script_prefix()}static/{record.id}/{record.applet.icon}{_token_query(request)}"
     return {"applet": record.applet, "content": content, "icon": icon, "error": error,
-            "has_help": record.static_dir is not None and (record.static_dir / "help.html").is_file()}
+            "has_help": record.static_dir is not None and (record.static_dir / "help.html").is_file(),
+            "where": _where(record, request)}
+
+
+def _where(record: Any, request: HttpRequest) -> str:
+    """Return where the applet's ``on_activate`` runs ("every worker", "this process
+    (lease held)", ...; see hanji.server.placement), '' without a server."""
+    placements = getattr(hanji_server(request), "placements", None)
+    return str(placements.where(record)) if placements is not None else ""
 
 
 def page_token(request: HttpRequest) -> str | None:

@@ -24,6 +24,7 @@ from twisted.internet import defer
 
 from hanji._exceptions import HTTPStatusError
 from hanji._threads import assert_reactor_thread
+from hanji.notebook import recorded
 from hanji.notebook.session import running_session
 
 SitePath = Union[str, tuple[str, str]]
@@ -291,7 +292,9 @@ def request(method: str, path: SitePath, *, params: Any = None, data: Any = None
     """
     session = running_session()
     prepared = _prepare(session.url, method, path, params, data, json, headers, session.token)
-    return session.call(_fetch, session.reactor, prepared, timeout=timeout, what=_what(prepared))  # type: ignore[no-any-return]
+    response: Response = session.call(_fetch, session.reactor, prepared, timeout=timeout, what=_what(prepared))
+    recorded.note(session, prepared, response)  # replayed by hanji.export(verify=True)
+    return response
 
 
 async def arequest(method: str, path: SitePath, *, params: Any = None, data: Any = None,
@@ -300,7 +303,9 @@ async def arequest(method: str, path: SitePath, *, params: Any = None, data: Any
     """Awaitable twin of :func:`request` (``await hanji.arequest(...)`` in a cell)."""
     session = running_session()
     prepared = _prepare(session.url, method, path, params, data, json, headers, session.token)
-    return await session.acall(_fetch, session.reactor, prepared, timeout=timeout, what=_what(prepared))  # type: ignore[no-any-return]
+    response: Response = await session.acall(_fetch, session.reactor, prepared, timeout=timeout, what=_what(prepared))
+    recorded.note(session, prepared, response)  # replayed by hanji.export(verify=True)
+    return response
 
 
 def get(path: SitePath, *, params: Any = None, headers: Mapping[str, str] | None = None,

@@ -42,9 +42,9 @@ class Applets(list):  # type: ignore[type-arg]
 
     def _render(self) -> tuple[str, str]:
         return _table(
-            ["applet", "state", "version", "from", "resources", "last error"],
+            ["applet", "state", "version", "from", "resources", "last error", "runs in"],
             [(a["id"], a["state"], f"v{a['version']}", a["source"], " ".join(a["resources"]) or "-",
-              a["last_error"] or "-") for a in self],
+              a["last_error"] or "-", a.get("where") or "-") for a in self],
         )
 
     def __repr__(self) -> str:
@@ -64,8 +64,11 @@ def _state(record: Any) -> str:
 
 
 def applets_of(server: Any) -> Applets:
-    """Return the :class:`Applets` view of ``server``'s registry; any thread."""
+    """Return the :class:`Applets` view of ``server``'s registry; any thread.
+
+    ``where`` says where each applet's ``on_activate`` runs (hanji.server.placement)."""
     rows = Applets()
+    placements = getattr(server, "placements", None)
     for record in sorted(server.registry.snapshot().values(), key=lambda r: r.id):
         rows.append({
             "id": record.id,
@@ -76,6 +79,7 @@ def applets_of(server: Any) -> Applets:
             "resources": [f"/res/{record.id}/{p}" for p in record.resources]
             + [f"/ws/{record.id}/{p}" for p in record.websockets],
             "last_error": last_error(record.id, record),
+            "where": str(placements.where(record)) if placements is not None and record.is_active else "",
         })
     return rows
 

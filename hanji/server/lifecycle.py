@@ -9,6 +9,11 @@ timeout and does not hold the lock. What an applet opened is closed when it stop
 
 State changes go through :meth:`AppletRecord.move_to`
 (:class:`~hanji.server.registry.AppletState`).
+
+An applet placed in exactly one process (``placement = "one"``) is mounted in every
+process, but its ``on_activate`` and ``on_deactivate`` run only where its lease is
+held (:mod:`hanji.server.placement`); a standby process runs them when it takes
+the lease over.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from hanji._exceptions import ActivationTimeout
 from hanji._threads import assert_reactor_thread
 from hanji.core._context import run_as
 from hanji.server import mounting
+from hanji.server.placement import Placements
 from hanji.server.registry import AppletRecord, AppletState, Registry, load_package, prepare
 
 if TYPE_CHECKING:
@@ -44,8 +50,13 @@ class AppletLifecycle:
     """
 
     def __init__(self, reactor: Any, registry: Registry, pool: Callable[[], DjangoPool], *,
-                 activate_timeout: float | None, routes_changed: Callable[[], None]) -> None:
+                 activate_timeout: float | None, routes_changed: Callable[[], None],
+                 placements: Placements | None = None) -> None:
         self.reactor = reactor
+        # Where each applet's on_activate runs (no lease backend: all here).
+        self.placements = placements if placements is not None else Placements(reactor)
+        self.placements.on_acquired = self._take_over
+        self.placements.on_lost = self._lose
         self.registry = registry
         self._pool = pool
         self.activate_timeout = activate_timeout
@@ -112,7 +123,15 @@ class AppletLifecycle:
                 yield self._stop(old, keep_serving=True)
         record.move_to(AppletState.ACTIVATING)
         record.activated_seq = _errors.last_seq()
-        work = self._hook(record, self._activate_in_worker, record)
+        # An "exactly one" applet runs on_activate only where its lease is held.
+        runs_here: list[bool] = []
+        work: defer.Deferred[Any] = defer.Deferred()  # fires when the worker returns
+
+        def claimed(here: bool) -> None:
+            runs_here.append(here)
+            self._hook(record, self._activate_in_worker, record, here).chainDeferred(work)
+
+        self.placements.claim(record).addCallbacks(claimed, work.errback)
         waited = _shielded(work)
         if self.activate_timeout is not None:
             waited.addTimeout(self.activate_timeout, self.reactor)
@@ -139,8 +158,11 @@ class AppletLifecycle:
             _errors.report_failure(record.id, f"{type(record.applet).__name__}.on_activate()", text,
                                    f"Applet '{record.id}' failed to activate; the others go on")
             yield record.applet._hanji_opened.close_all()
+            yield self.placements.forget(record)
             self._mount(record, old)
             failure.raiseException()
+        if runs_here and runs_here[0]:
+            self.placements.ran(record)
         record.move_to(AppletState.ACTIVE)
         self._mount(record, old)
         log.info("Applet '%s' active (version %d).", record.id, record.version)
@@ -171,10 +193,62 @@ class AppletLifecycle:
         """Run an applet hook as the applet in a Django worker; reactor thread."""
         return deferToThreadPool(self.reactor, pool or self._pool(), run_as, record.applet, hook, *args)
 
-    def _activate_in_worker(self, record: AppletRecord) -> None:
-        """Run ``on_activate`` and build the routes; Django worker thread."""
-        record.applet.on_activate()
+    def _activate_in_worker(self, record: AppletRecord, run_hook: bool = True) -> None:
+        """Run ``on_activate`` (unless another process holds the applet's lease)
+        and build the routes; Django worker thread."""
+        if run_hook:
+            record.applet.on_activate()
         mounting.build_routes(record, self.reactor)
+
+    # -- "exactly one" applets: taking over and losing the lease --------------------------
+
+    def _take_over(self, applet_id: str) -> defer.Deferred[None]:
+        """Run the ``on_activate`` of a mounted standby applet whose lease this
+        process just took; reactor thread."""
+        return self._lock.run(self._take_over_locked, applet_id)
+
+    @defer.inlineCallbacks
+    def _take_over_locked(self, applet_id: str) -> Any:
+        record = self.registry.snapshot().get(applet_id)
+        if (record is None or not record.is_active or not self.placements.is_current(record)
+                or self.placements.hook_ran(record) or not self.placements.holds(applet_id)):
+            return
+        where = f"{type(record.applet).__name__}.on_activate()"
+        record.activated_seq = _errors.last_seq()
+        hook = self._hook(record, record.applet.on_activate)
+        if self.activate_timeout is not None:
+            hook.addTimeout(self.activate_timeout, self.reactor)
+        try:
+            yield hook
+        except Exception:
+            # The applet stays mounted and keeps its lease, so no other process
+            # retries a failing on_activate in a loop; the error shows it degraded.
+            _errors.report_failure(record.id, where, Failure().getTraceback(),
+                                   f"Applet '{record.id}' failed to take over in this process")
+            yield record.applet._hanji_opened.close_all(closables=False)
+            return
+        self.placements.ran(record)
+        log.info("Applet '%s' took over: its on_activate ran in this process (lease held).", applet_id)
+
+    def _lose(self, applet_id: str) -> defer.Deferred[None]:
+        """Stop the work of an applet whose lease this process lost (its
+        ``on_deactivate``, then what it opened but its web endpoints); reactor thread."""
+        return self._lock.run(self._lose_locked, applet_id)
+
+    @defer.inlineCallbacks
+    def _lose_locked(self, applet_id: str) -> Any:
+        record = self.registry.snapshot().get(applet_id)
+        if record is None or not record.is_active or not self.placements.hook_ran(record):
+            return
+        self.placements.stopped(record)
+        hook = self._hook(record, record.applet.on_deactivate)
+        hook.addTimeout(self.activate_timeout or 30.0, self.reactor)
+        try:
+            yield hook
+        except Exception:
+            _errors.report_failure(record.id, f"{type(record.applet).__name__}.on_deactivate()",
+                                   Failure().getTraceback())
+        yield record.applet._hanji_opened.close_all(closables=False)
 
     # -- deactivation ------------------------------------------------------------------
 
@@ -185,7 +259,9 @@ class AppletLifecycle:
         the applet opened; with ``keep_serving`` its routes and websocket endpoints
         stay up (the caller swaps them, then closes the rest). Reactor thread."""
         where = f"{type(record.applet).__name__}.on_deactivate()"
-        hook = self._hook(record, record.applet.on_deactivate, pool=pool)
+        # A standby "exactly one" applet never ran on_activate here: no on_deactivate.
+        hook = (self._hook(record, record.applet.on_deactivate, pool=pool)
+                if self.placements.hook_ran(record) else defer.succeed(None))
         if timeout is not None:
             hook.addTimeout(timeout, self.reactor)
         try:
@@ -197,6 +273,9 @@ class AppletLifecycle:
             _errors.report_failure(record.id, where, Failure().getTraceback())
         yield record.applet._hanji_opened.close_all(closables=not keep_serving)
         if not keep_serving:
+            # Released once what it opened is closed, so the next holder finds its
+            # ports free; a hot swap keeps the lease for the new instance.
+            yield self.placements.forget(record)
             record.move_to(AppletState.DEACTIVATED)
 
     def deactivate(self, applet_id: str) -> defer.Deferred[None]:

@@ -23,10 +23,12 @@ from hanji.core._context import set_django_pool
 from hanji.django.bridge import wsgi_resource
 from hanji.django.pool import DjangoPool
 from hanji.server import routes, tracking
+from hanji.server.bus import open_bus
 from hanji.server.http import answers
 from hanji.server.http.limits import Limits
 from hanji.server.http.site import HanjiSite, build_site
 from hanji.server.lifecycle import AppletLifecycle
+from hanji.server.placement import LeaseBackend, Placements
 from hanji.server.registry import AppletRecord, Registry
 from hanji.server.security import access
 from hanji.server.watchdog import DEFAULT_THRESHOLD_MS, StallWatchdog
@@ -63,6 +65,10 @@ class HanjiServer:
         activate_timeout: float | None = 30.0,
         limits: Limits | None = None,
         stall_threshold_ms: float = DEFAULT_THRESHOLD_MS,
+        leases: LeaseBackend | None = None,
+        lease_interval: float = 5.0,
+        listen_fd: int | None = None,
+        bus: str | None = None,
     ) -> None:
         self.reactor = reactor
         self.setup = setup
@@ -78,12 +84,23 @@ class HanjiServer:
         self.registry = Registry()
         self.limits = limits or Limits()
         self.pool = DjangoPool(django_threads, django_queue)
+        # Where "exactly one" applets run: through ``leases`` (hanji.server.placement),
+        # or all here when None (one process: a notebook kernel).
+        self.placements = Placements(reactor, leases, lease_interval)
         self.applets = AppletLifecycle(reactor, self.registry, lambda: self.pool,
                                        activate_timeout=activate_timeout,
-                                       routes_changed=self._routes_changed)
+                                       routes_changed=self._routes_changed,
+                                       placements=self.placements)
         self.django_resource = wsgi_resource(reactor, self.pool, self)
+        # The broadcast bus (hanji.server.bus): ``bus`` or HANJI_BUS, else this
+        # process only; started with the server, stopped after the applets.
+        self.bus_url = _config.bus_url() if bus is None else bus
+        self.bus = open_bus(reactor, self.bus_url)
         self.site: HanjiSite = build_site(self, access_log, self.limits)
         self.listening_port: Any = None
+        # A listening socket bound by the supervisor of `hanji serve --workers N`,
+        # served with adoptStreamPort instead of binding host:port (None: bind).
+        self.listen_fd = listen_fd
         # Ports tried and found taken by the last listen() (port_fallback); reactor thread.
         self.skipped_ports: list[int] = []
         # Ends the drain in progress at once (see hurry()); reactor thread.
@@ -141,13 +158,24 @@ class HanjiServer:
         if not self.pool.started:
             self.pool.start()
         set_django_pool(self.reactor, self.pool)
-        self.listen(port_fallback=port_fallback)
-        started: defer.Deferred[None] = self.activate_packages()
+        # A worker joining the supervisor's shared socket takes connections only once
+        # its applets are active (below): its siblings serve them meanwhile.
+        adopt_later = self.listen_fd is not None and self.listening_port is None
+        if not adopt_later:
+            self.listen(port_fallback=port_fallback)
+        # The bus first (connected, or its first attempt failed: a few seconds at
+        # most), so that what the applets broadcast from the start goes round.
+        started: defer.Deferred[None] = self.bus.start()
+        started.addCallback(lambda _: self.activate_packages())
+        if adopt_later:
+            started.addCallback(lambda _: self.listen())
 
         def watch(result: Any) -> Any:
             # Watch for stalls once started: Hanji's own start-up (imports, the
             # first garbage collections) is not an applet's stall.
             self.watchdog.start()
+            # Renew the leases held, retry the standby "exactly one" applets.
+            self.placements.start()
             return result
 
         return started.addCallback(watch)
@@ -156,6 +184,9 @@ class HanjiServer:
         """Listen on ``host:port`` (or the next free port); reactor thread."""
         assert_reactor_thread("HanjiServer.listen()")
         if self.listening_port is not None:
+            return
+        if self.listen_fd is not None:
+            self._adopt(self.listen_fd)
             return
         wanted = self.port
         self.skipped_ports = []
@@ -174,6 +205,22 @@ class HanjiServer:
         if self.skipped_ports:
             log.warning("%s taken; Hanji listens on %d instead.", _ports_taken(self.skipped_ports), self.port)
         log.info("Hanji serves %s/", self.url)
+
+    def _adopt(self, fd: int) -> None:
+        """Serve the listening socket ``fd`` that the supervisor bound (shared with
+        the other workers), then close ``fd`` (the port holds its own copy); reactor
+        thread."""
+        import os
+        import socket
+
+        with socket.socket(fileno=os.dup(fd)) as probe:
+            family = probe.family
+        os.set_blocking(fd, False)  # adoptStreamPort requires it; siblings take connections too
+        self.listening_port = self.reactor.adoptStreamPort(fd, family, self.site)
+        os.close(fd)
+        self.listen_fd = None
+        self.port = self.listening_port.getHost().port
+        log.info("Hanji serves %s/ (a socket shared with the other workers)", self.url)
 
     def stop_listening(self) -> defer.Deferred[None]:
         """Stop accepting connections; the port is free when the Deferred fires.
@@ -254,6 +301,21 @@ class HanjiServer:
             request.write(body)
             request.finish()
 
+    def _close_waiting_connections(self) -> None:
+        """Close this site's HTTP connections that wait for a next request (keep-alive)
+        or hold one half received, once the drain is over and before the applets go:
+        a request read from one later would find them half stopped (404). The client
+        sees its connection closed before any answer and retries on a new one, as
+        HTTP allows (with `--workers N`, a sibling answers); reactor thread."""
+        site = self.site
+        for selectable in set(self.reactor.getReaders()) | set(self.reactor.getWriters()):
+            channel = getattr(selectable, "protocol", None)
+            if getattr(channel, "factory", None) is not site or channel in site.upgraded:
+                continue
+            if any(request in site.in_flight for request in getattr(channel, "requests", ())):
+                continue
+            selectable.loseConnection()
+
     def _close_upgraded(self) -> None:
         """Drop the upgraded connections still open (plain twisted.web websockets;
         Hanji's own were closed with 1001 when their applets stopped); reactor thread."""
@@ -270,10 +332,12 @@ class HanjiServer:
         assert_reactor_thread("HanjiServer.shutdown()")
         deadline = self.drain_timeout if timeout is None else timeout
         self.watchdog.stop()
+        self.placements.stop_retrying()  # no takeover while stopping
         yield self.stop_listening()
         left = yield self.drain(deadline)
         if left:
             self._answer_unfinished()
+        self._close_waiting_connections()
         hooks_pool = self.pool
         if left and self.pool.started:
             # Workers are stuck past the deadline: leave them behind (daemon threads)
@@ -282,6 +346,7 @@ class HanjiServer:
             hooks_pool = DjangoPool(2)
             hooks_pool.start()
         yield self.applets.deactivate_all(hooks_pool, max(deadline, 1.0))
+        yield self.placements.close()  # after on_deactivate: the next holder finds ports free
         self._close_upgraded()
         for pool in {self.pool, hooks_pool}:
             if pool.started:
@@ -292,6 +357,8 @@ class HanjiServer:
                     yield deferToThreadPool(self.reactor, self.reactor.getThreadPool(), pool.stop)
         self.pool = DjangoPool(self.pool.max, self.pool.queue)
         set_django_pool(None, None)
+        yield self.bus.stop()
+        self.bus = open_bus(self.reactor, self.bus_url)  # a fresh one for a restart
         self.django_resource = wsgi_resource(self.reactor, self.pool, self)
         log.info("Hanji stopped.")
 

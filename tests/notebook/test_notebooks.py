@@ -124,3 +124,23 @@ def test_04_django_applets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "Add field priority to task" in _out(nb, "%hanji migrate todo")
     assert "['· [1] Show it', '✔ [2] Write the applet', '· [2] Call it from the notebook']" in _out(nb, "update(priority=1)")
     assert "2 open tasks; 3 in all" in _out(nb, "acount()")
+
+
+def test_05_from_notebook_to_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """05 records %%applet cells, exports them with verify=True, serves the package with --reload and sees an edit live."""
+    nb = _execute("05-from-notebook-to-package.ipynb", tmp_path, monkeypatch)
+    assert "Applet 'guestbook' v1 active" in _out(nb, "class Guestbook(Applet)")
+    calls = _out(nb, 'live = hanji.ws("guestbook", "live", json=True)')
+    assert "{'id': 1, 'name': 'Ada'}\n{'id': 2, 'name': 'Grace'}\n" in calls
+    assert "the websocket got {'id': 1, 'name': 'Ada'} and {'id': 2, 'name': 'Grace'}" in calls
+    exported = _out(nb, 'result = hanji.export("guestbook", "applets", verify=True)')
+    assert f"Exported applet 'guestbook' to {tmp_path}/applets/guestbook/" in exported
+    assert "verify: 3 requests replayed against the package" in exported and "same answers" in exported
+    files = _out(nb, 'print(sorted(str(p.relative_to("applets"))')
+    for name in ("guestbook/__init__.py", "guestbook/models.py", "guestbook/webUI.py",
+                 "guestbook/templates/content.html", "guestbook/migrations/0001_initial.py"):
+        assert f"'{name}'" in files
+    assert "applet = Guestbook()" in files
+    assert "{'greeting': 'Welcome', 'names': ['Ada', 'Grace']}" in _out(nb, "server = subprocess.Popen(")
+    assert "{'greeting': 'Welcome back', 'names': ['Ada', 'Grace']}" in _out(nb, "webui = Path(")
+    assert "hanji serve exited with 0" in _out(nb, "server.terminate()")

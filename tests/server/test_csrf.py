@@ -145,7 +145,13 @@ def test_garbled_origin_referer_and_tokens_get_403_not_500(server: Any) -> None:
     """Broken Origin, Referer, cookie and token values are refused with 403, never a server error."""
     for headers in ({"Origin": "http://[::1"}, {"Origin": "http://x:port"}, {"Origin": ""},
                     {"Referer": "http://[::1/x"}, {"Referer": "::::"},
-                    {"Cookie": "csrftoken=\x7f\x01; a", "X-CSRFToken": "é" * 32},
+                    {"Cookie": "csrftoken=\x80\xff; a", "X-CSRFToken": "é" * 32},
                     {"Cookie": "csrftoken=" + "a" * 32, "X-CSRFToken": "b" * 32}):
         assert _post(server, headers).status == 403, headers
     assert server.get("/res/echo/info?token=%ff%fe&token=x", headers={}).status == 200
+
+
+def test_control_characters_in_a_header_value_get_400_with_a_reason(server: Any) -> None:
+    """A header value with control characters (not valid HTTP) is refused by the HTTP front with 400 and a reason, never a server error."""
+    answer = _post(server, {"Cookie": "csrftoken=\x7f\x01; a", "X-CSRFToken": "é" * 32})
+    assert answer.status == 400 and "Invalid header value char" in answer.text, answer

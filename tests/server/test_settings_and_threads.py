@@ -75,8 +75,8 @@ def test_public_names():
     assert hanji.__all__ == sorted(hanji.__all__)
     assert hanji.__all__ == [
         "AppletActivationError", "AppletNotFound", "HTTPStatusError", "HanjiError", "HanjiThreadError",
-        "ServerNotRunning", "WebSocketClosed", "WebSocketHandshakeError", "activate", "aget", "apost", "applets", "arequest", "deactivate", "endpoint", "errors", "get",
-        "load_ipython_extension", "migrate", "post", "request", "routes", "show", "status",
-        "unload_ipython_extension", "url", "ws",
+        "ServerNotRunning", "WebSocketClosed", "WebSocketHandshakeError", "activate", "aget", "apost", "applets", "arequest", "deactivate", "endpoint", "errors", "export", "get",
+        "load_ipython_extension", "migrate", "post", "publish", "request", "routes", "show", "status",
+        "subscribe", "unload_ipython_extension", "url", "ws",
     ]
     assert not utils.TwAppletResource.isLeaf

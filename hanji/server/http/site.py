@@ -13,11 +13,13 @@ from urllib.parse import unquote_to_bytes
 
 from twisted.web import http, resource, server
 
-from hanji import _compat, _threads
+from hanji import _compat, _config, _threads
 from hanji.server import _guard
 from hanji.server.http import answers
 from hanji.server.security import access
 from hanji._logfile import short
+from hanji.server.http._fast_channel import FastChannel
+from hanji.server.http._fast_request import LeanRequest
 from hanji.server.http.limits import HanjiChannel, Limits, body_limit_of, refusals
 
 if TYPE_CHECKING:
@@ -116,6 +118,11 @@ class HanjiRequest(server.Request):
         super().render(resrc)
 
 
+class FastRequest(HanjiRequest, LeanRequest):
+    """The request of the httptools channel: HanjiRequest with twisted.web's hot
+    paths done with less work (:mod:`hanji.server.http._fast_request`); reactor thread."""
+
+
 class _MethodGuard:
     """Wrap a resource so an unsupported method other than GET, HEAD and POST (which
     Twisted answers itself) gets 405 with ``Allow`` instead of 501; reactor thread."""
@@ -158,10 +165,19 @@ class HanjiSite(server.Site):
         self.upgraded: weakref.WeakSet[HanjiChannel] = weakref.WeakSet()
         # Called when a request stops being in flight (drains add themselves).
         self.request_watchers: list[Callable[[], None]] = []
+        # The HTTP/1.1 parser: "httptools" (FastChannel) or "twisted" (HanjiChannel);
+        # HANJI_HTTP_PARSER, which ``hanji serve --http`` sets.
+        self.http_parser = _config.http_parser()
 
     def protocol(self) -> HanjiChannel:  # type: ignore[override]
-        """Build the channel of one connection, with this site's limits; reactor thread."""
-        channel = HanjiChannel()
+        """Build the channel of one connection, with this site's limits and parser
+        (``http_parser``); reactor thread."""
+        if self.http_parser == "httptools":
+            fast = FastChannel()
+            fast.lean_request = FastRequest
+            channel: HanjiChannel = fast
+        else:
+            channel = HanjiChannel()
         channel.limits = self.limits
         channel.on_upgrade = self._upgraded
         return channel
@@ -234,4 +250,5 @@ def build_site(hanji_server: HanjiServer, access_log: str | None = None,
     site = HanjiSite(cast(resource.IResource, HanjiRoot(hanji_server)), access_log, limits)
     site.server = hanji_server
     site.displayTracebacks = False
+    log.info("HTTP/1.1 parser: %s (hanji serve --http, HANJI_HTTP_PARSER).", site.http_parser)
     return site

@@ -20,13 +20,15 @@ fragmented messages) and adds what it lacks:
   close code of every connection given to ``on_close(code)``, a proper closing
   handshake, idle pings and dead peers dropped (``_ws_link``);
 - ``broadcast()`` and ``send()`` callable from any thread (``TwAppletWebSocket``);
+  a broadcast goes through the server's bus (:mod:`hanji.server.bus`) to every
+  process, and its writes start as it goes (:mod:`.fanout`);
 - connections closed (1001) when the applet is deactivated or the server stops.
 
 Invalid UTF-8 in a text message is caught by wsproto, which closes with 1007.
 
 Modules: :class:`~hanji.core.utils.TwAppletWebSocket` (in ``hanji.core``) is what
 applets subclass; here, :mod:`.endpoint` is the HTTP side (the mounted resource) and
-:mod:`.link` the wire side of one connection; the origin rule is
+:mod:`.link` the wire side of one connection, :mod:`.fanout` one message to many; the origin rule is
 :mod:`hanji.server.security.origin`. All run on the reactor thread only.
 """
 

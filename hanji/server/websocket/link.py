@@ -170,16 +170,8 @@ class Link:
         Later): the peer does not read fast enough, and the server will not hold
         more for it. The applet's ``on_close`` gets 1013.
         """
-        if not self.is_open or self.closing:
+        if not self.admit(len(data)):
             return False
-        if self.congested:
-            self.over += len(data)
-            if self.over > self.max_unsent:
-                self.socket.logger.info(
-                    "%r: the peer does not read; %d bytes wait to be sent (max_send_buffer %d): "
-                    "closing with 1013.", self.socket, self.max_unsent + self.over, self.max_unsent)
-                self.close_now(TRY_AGAIN_LATER, "too slow a reader", wait_for_peer=False)
-                return False
         try:
             if isinstance(data, str):
                 self.wire.sendTextMessage(data)
@@ -188,6 +180,22 @@ class Link:
         except LocalProtocolError:
             return False  # the peer's close frame came in the same turn
         return not self.congested
+
+    def admit(self, size: int) -> bool:
+        """Return whether a message of ``size`` may be sent now: not once the
+        connection is closing, nor past the send bound, which closes it with 1013
+        (see :meth:`send_now`)."""
+        if not self.is_open or self.closing:
+            return False
+        if self.congested:
+            self.over += size
+            if self.over > self.max_unsent:
+                self.socket.logger.info(
+                    "%r: the peer does not read; %d bytes wait to be sent (max_send_buffer %d): "
+                    "closing with 1013.", self.socket, self.max_unsent + self.over, self.max_unsent)
+                self.close_now(TRY_AGAIN_LATER, "too slow a reader", wait_for_peer=False)
+                return False
+        return True
 
     def output_full(self) -> None:
         """The unsent output passed ``max_send_buffer``: stop reading the peer's

@@ -1,0 +1,3 @@
+"""What the resources answer: the tests rewrite VERSION."""
+
+VERSION = "v1"
