@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from support.paths import write_applet
 from support.polling import wait_until
 from support.ws import RawClient
 
@@ -99,11 +100,7 @@ WAIT = 40.0  # seconds: a hang guard, nothing here is timed
 @pytest.fixture
 def castapp(tmp_path: Path) -> Path:
     """Return an applet directory holding the castapp applet."""
-    root = tmp_path / "applets"
-    (root / "castapp").mkdir(parents=True)
-    (root / "castapp" / "__init__.py").write_text(APPLET_INIT)
-    (root / "castapp" / "webUI.py").write_text(APPLET_WEBUI)
-    return root
+    return write_applet(tmp_path / "applets", "castapp", {"__init__.py": APPLET_INIT, "webUI.py": APPLET_WEBUI})
 
 
 class Reader:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from support.paths import write_applet
 from support.polling import wait_until
 from support.redis_server import RedisServer
 from support.server import ServerProcess
@@ -123,11 +124,7 @@ WAIT = 60.0  # seconds: a hang guard, nothing here is timed
 @pytest.fixture
 def busapp(tmp_path: Path) -> Path:
     """Return an applet directory holding the busapp applet."""
-    root = tmp_path / "applets"
-    (root / "busapp").mkdir(parents=True)
-    (root / "busapp" / "__init__.py").write_text(APPLET_INIT)
-    (root / "busapp" / "webUI.py").write_text(APPLET_WEBUI)
-    return root
+    return write_applet(tmp_path / "applets", "busapp", {"__init__.py": APPLET_INIT, "webUI.py": APPLET_WEBUI})
 
 
 class Listener:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from support.net import can_connect, free_port
 from support.polling import wait_until
+from support.processes import stop_process
 
 HAPROXY = "/usr/sbin/haproxy"
 
@@ -82,11 +83,5 @@ class HAProxy:
 
     def stop(self) -> None:
         """Stop HAProxy."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()

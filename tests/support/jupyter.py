@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 
 from support.net import free_port
 from support.polling import wait_until
+from support.processes import stop_process
 
 WAIT = 60.0  # a hang guard, never a timed assertion
 
@@ -100,10 +101,5 @@ class JupyterProcess:
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 30 s)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
         self._log.close()

@@ -12,3 +12,13 @@ TEST_APPLETS = _TEST_APPLETS / "common"  # contract, guardtest, ledger, plain, r
 BROKEN_APPLETS = _TEST_APPLETS / "broken"  # broken_import, broken_activate, healthy
 FAULTY_APPLETS = _TEST_APPLETS / "faulty"  # faulty_hooks, hangs_on_activate, survivor
 LIMITS_APPLETS = _TEST_APPLETS / "limits"  # limitstest
+
+
+def write_applet(root: Path, name: str, files: dict[str, str]) -> Path:
+    """Write an applet package ``root/name`` from ``{file name: source}`` and return
+    ``root``, the directory to pass to ``--applets``."""
+    package = root / name
+    package.mkdir(parents=True, exist_ok=True)
+    for file_name, source in files.items():
+        (package / file_name).write_text(source)
+    return root

@@ -20,6 +20,7 @@ from typing import Any
 
 from support.net import can_connect, free_port
 from support.polling import wait_until
+from support.processes import stop_process
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -69,14 +70,7 @@ class RedisServer:
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and wait until it exited."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
+        stop_process(proc, timeout)
 
     def log(self) -> str:
         """Return the server's log so far."""
