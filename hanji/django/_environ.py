@@ -44,6 +44,9 @@ _AUTHORIZATION_KEY = "HTTP_AUTHORIZATION"
 # b"x-forwarded-for" -> "HTTP_X_FORWARDED_FOR"; bounded (a client chooses the names).
 _header_keys: dict[bytes, str] = {}
 _MAX_HEADER_KEYS = 1024
+# The ``SERVER_NAME`` of a ``Host`` header (twisted.web's getRequestHostname, decoded);
+# bounded like _header_keys. A client sends the same one on every request.
+_server_names: dict[bytes, str] = {}
 
 
 def proxy_prefix(environ: dict[str, Any]) -> str:
@@ -146,7 +149,13 @@ def build_environ(request: Any, base: dict[str, Any], token: str | None) -> dict
     environ["QUERY_STRING"] = uri[mark + 1:].decode("latin-1") if mark >= 0 else ""
     environ["REMOTE_ADDR"] = str(getattr(client, "host", ""))
     environ["REMOTE_PORT"] = str(getattr(client, "port", ""))
-    environ["SERVER_NAME"] = request.getRequestHostname().decode("latin-1")
+    host = request.getHeader(b"host")
+    name = _server_names.get(host) if host is not None else None
+    if name is None:
+        name = request.getRequestHostname().decode("latin-1")
+        if host is not None and len(_server_names) < _MAX_HEADER_KEYS:
+            _server_names[host] = name
+    environ["SERVER_NAME"] = name
     environ["SERVER_PORT"] = str(getattr(request.getHost(), "port", ""))
     environ["SERVER_PROTOCOL"] = request.clientproto.decode("latin-1")
     # A plain TCP transport is not TLS: skip isSecure()'s interface look-up.

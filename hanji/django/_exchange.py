@@ -8,10 +8,11 @@ and the reactor hears from it only when there is something to send:
 
 - a response that is not streamed (a list or tuple of bytes, or any Django
   response whose ``streaming`` is False) is collected whole on the worker (status,
-  headers, body), then ONE ``reactor.callFromThread`` writes it with its
+  headers, body), then ONE call on the reactor writes it with its
   ``Content-Length`` and finishes the request (granian's ``response_bytes`` for a
-  list); the worker then closes the response (Django's ``request_finished``: the
-  database connections are closed on the worker's thread, where they live);
+  list; the calls of responses finished while the reactor is busy share one
+  ``reactor.callFromThread``: :class:`_Outbox`); the worker then closes the
+  response (Django's ``request_finished``: the database connections are closed on the worker's thread, where they live);
 - a streamed response (``StreamingHttpResponse``, ``FileResponse``, any other
   iterable) is iterated on the worker one chunk at a time, each chunk handed to the
   reactor without waiting for it. The worker keeps at most :data:`WINDOW` bytes
@@ -28,15 +29,18 @@ attributes under ``_cond`` are shared by both.
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 import threading
 from typing import Any, Callable, Iterable
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.python import log as twisted_log
 from twisted.web.http import NO_BODY_CODES
 from zope.interface import implementer
 
+from hanji import _compat
 from hanji.server.http import answers
 
 log = logging.getLogger("hanji.django")
@@ -46,6 +50,7 @@ log = logging.getLogger("hanji.django")
 WINDOW = 128 * 1024
 
 _SKIPPED_HEADERS = frozenset({"server", "date"})  # the server's own
+_header_name = _compat.header_name_encoder()  # b"content-type" -> b"Content-Type", cached
 
 Head = tuple[int, bytes, list[tuple[bytes, bytes]], bool]  # code, message, headers, has length
 
@@ -66,8 +71,63 @@ def _encode_head(status: Any, headers: Any) -> Head:
             continue
         if lower == "content-length":
             has_length = True
-        encoded.append((name.encode("latin-1"), value.encode("latin-1")))
+        raw = value.encode("latin-1")
+        if "\n" in value or "\r" in value:  # as Headers.addRawHeader: line breaks to spaces
+            raw = b" ".join(raw.splitlines())
+        encoded.append((name.encode("latin-1"), raw))
     return code, message.encode("latin-1"), encoded, has_length
+
+
+class _Outbox:
+    """Whole responses on their way to the reactor, with one wake-up for all those
+    that arrive before it runs them: ``reactor.callFromThread`` writes to the
+    reactor's waker pipe on every call, a system call and often a wake-up of its
+    own. Calls run in the order put, each logged by Twisted if it raises, as
+    ``callFromThread``'s are. ``put`` runs on a Django worker; ``_drain`` on the
+    reactor thread."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+        self._calls: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
+        self._lock = threading.Lock()
+        self._scheduled = False  # a _drain is queued on the reactor or running; under _lock
+
+    def put(self, call: Callable[..., None], *args: Any) -> None:
+        """Have the reactor run ``call(*args)``; any thread."""
+        with self._lock:
+            self._calls.append((call, args))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.reactor.callFromThread(self._drain)
+
+    def _drain(self) -> None:
+        """Run the calls put so far, and those put meanwhile; reactor thread."""
+        calls, lock = self._calls, self._lock
+        while True:
+            with lock:
+                if not calls:
+                    self._scheduled = False
+                    return
+                call, args = calls.popleft()
+            try:
+                call(*args)
+            except BaseException:
+                twisted_log.err()
+
+
+# One outbox per reactor (in practice one); the reactor is kept alive by its outbox.
+_outboxes: dict[int, _Outbox] = {}
+_outboxes_lock = threading.Lock()
+
+
+def _outbox(reactor: Any) -> _Outbox:
+    """Return ``reactor``'s outbox; any thread."""
+    box = _outboxes.get(id(reactor))
+    if box is None:
+        with _outboxes_lock:
+            box = _outboxes.setdefault(id(reactor), _Outbox(reactor))
+    return box
 
 
 def _is_whole(result: Any) -> bool:
@@ -137,7 +197,7 @@ class Exchange:
                     body = b"".join(self._written) + body
                 head = _encode_head(self._status, self._headers)
                 self._head_sent = True
-                self.reactor.callFromThread(self._on_reactor_respond, head, body)
+                _outbox(self.reactor).put(self._on_reactor_respond, head, body)
             else:
                 self._stream(result)
         except BaseException:
@@ -233,11 +293,18 @@ class Exchange:
         code, message, headers, has_length = head
         request = self.request
         request.setResponseCode(code, message)
-        raw = request.responseHeaders
+        # Headers.addRawHeader's work without its per-call lookups: the name
+        # canonicalised (cached); _encode_head turned line breaks into spaces.
+        table = _compat.raw_headers(request.responseHeaders)
         for name, value in headers:
-            raw.addRawHeader(name, value)
+            key = _header_name(name)
+            values = table.get(key)
+            if values is None:
+                table[key] = [value]
+            else:
+                values.append(value)
         if length is not None and not has_length and code >= 200 and code not in NO_BODY_CODES:
-            raw.setRawHeaders(b"content-length", [b"%d" % length])
+            table[b"Content-Length"] = [b"%d" % length]
 
     def _on_reactor_respond(self, head: Head, body: bytes) -> None:
         """Write a whole response and finish the request: the one hand-off out of a

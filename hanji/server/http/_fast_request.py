@@ -97,8 +97,11 @@ class LeanRequest(server.Request):
         raw[b"Server"] = [_SERVER]
         raw[b"Date"] = [date_header()]
         self.prepath = []
-        self.postpath = [unquote_to_bytes(p) if b"%" in p else p for p in self.path[1:].split(b"/")]
-        if self.path == b"*":
+        path = self.path
+        # Most paths hold no escape: split them without a per-segment check.
+        self.postpath = (path[1:].split(b"/") if b"%" not in path
+                         else [unquote_to_bytes(p) if b"%" in p else p for p in path[1:].split(b"/")])
+        if path == b"*":
             self._handleStar()
             return
         try:
@@ -110,6 +113,27 @@ class LeanRequest(server.Request):
             self.render(resrc)
         except BaseException:
             self.processingFailed(failure.Failure())
+
+    def render(self, resrc: Any) -> None:
+        """Render ``resrc`` and send what it returns, as ``server.Request.render``
+        does; a GET answered with bytes (or ``NOT_DONE_YET``) takes the short way,
+        anything else (HEAD, a refused method, a body that is not bytes) Twisted's."""
+        if self.method != b"GET":
+            server.Request.render(self, resrc)
+            return
+        try:
+            body = resrc.render(self)
+        except resource.UnsupportedMethod as exc:
+            server.Request.render(self, _Answered(resrc, exc=exc))
+            return
+        if body is server.NOT_DONE_YET:
+            return
+        if not isinstance(body, bytes):
+            server.Request.render(self, _Answered(resrc, body=body))
+            return
+        _compat.raw_headers(self.responseHeaders)[b"Content-Length"] = [b"%d" % (len(body),)]
+        self.write(body)
+        self.finish()
 
     def write(self, data: bytes) -> None:
         """Write ``data``; the first write sends the head, as Twisted's does."""
@@ -137,3 +161,20 @@ class LeanRequest(server.Request):
                 channel.writeSequence(http.toChunk(data))
             else:
                 channel.write(data)
+
+
+class _Answered:
+    """What a resource already did when :meth:`LeanRequest.render` hands the rest to
+    Twisted's: raise ``exc`` again, or return ``body``; shown as the resource in
+    Twisted's error pages."""
+
+    def __init__(self, resrc: Any, *, exc: BaseException | None = None, body: Any = None) -> None:
+        self.resrc, self.exc, self.body = resrc, exc, body
+
+    def render(self, request: Any) -> Any:
+        if self.exc is not None:
+            raise self.exc
+        return self.body
+
+    def __repr__(self) -> str:
+        return repr(self.resrc)

@@ -76,9 +76,9 @@ def _where(resource: Any, request: Any) -> str:
 
 def to_body(request: Any, result: Any, resource: Any) -> bytes:
     """Turn a render result into body bytes, setting the content type; reactor thread."""
-    has_type = request.responseHeaders.hasHeader(b"content-type")
     if isinstance(result, bytes):
         return result
+    has_type = request.responseHeaders.hasHeader(b"content-type")
     if isinstance(result, str):
         if not has_type:
             ctype = getattr(resource, "content_type", None) or "text/html; charset=utf-8"

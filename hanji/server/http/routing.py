@@ -133,8 +133,9 @@ class HanjiRoot(resource.Resource):
         return self.hanji.django_resource
 
     def _consume(self, request: Any, n: int) -> None:
-        for _ in range(n):
-            request.prepath.append(request.postpath.pop(0))
+        postpath = request.postpath
+        request.prepath.extend(postpath[:n])
+        del postpath[:n]
 
     def _unknown(self, request: Any, applet_id: str) -> Any:
         if self.hanji.django_matches(request.path):

@@ -122,6 +122,10 @@ class FastRequest(HanjiRequest, LeanRequest):
     """The request of the httptools channel: HanjiRequest with twisted.web's hot
     paths done with less work (:mod:`hanji.server.http._fast_request`); reactor thread."""
 
+    # Identity, as Request.__hash__'s id(self), without a Python call on each
+    # in_flight.add and discard.
+    __hash__ = object.__hash__
+
 
 class _MethodGuard:
     """Wrap a resource so an unsupported method other than GET, HEAD and POST (which

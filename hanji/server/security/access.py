@@ -39,7 +39,7 @@ import threading
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from hanji import _config
+from hanji import _compat, _config
 from hanji.server.http.answers import Answer, forbidden
 
 # How the request proved it knows the token (request.hanji_auth); the CSRF check
@@ -125,7 +125,12 @@ def host_refusal(request: Any, allowed: frozenset[str] | None) -> str | None:
     or None; reactor thread, no side effects."""
     if allowed is None:
         return None
-    raw = request.getHeader(b"host")
+    headers = getattr(request, "requestHeaders", None)
+    if headers is not None:  # request.getHeader(b"host") without its name look-up
+        values = _compat.raw_headers(headers).get(b"Host")
+        raw = values[-1] if values else None
+    else:
+        raw = request.getHeader(b"host")
     if raw is None:  # HTTP/1.0 without Host: no name a page could have chosen
         return None
     name = _host_name(raw)
