@@ -36,6 +36,11 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 # -- cores ------------------------------------------------------------------------
 
 
+# Every core this process may use, read at import, before run.py pins the harness itself
+# to the load core: a server started "not pinned" would otherwise inherit that one core.
+ALL_CORES = sorted(os.sched_getaffinity(0))
+
+
 @dataclasses.dataclass(frozen=True)
 class Cores:
     """Which core the servers run on and which the load generators use."""
@@ -48,8 +53,12 @@ class Cores:
         return self.server is not None
 
     def prefix(self, core: int | None) -> list[str]:
-        if core is None or not shutil.which("taskset"):
+        """Return the command prefix that runs a process on ``core``, or on every
+        core (``None``: a server free to use both, not the harness's own core)."""
+        if not shutil.which("taskset"):
             return []
+        if core is None:
+            return ["taskset", "-c", ",".join(map(str, ALL_CORES))] if len(ALL_CORES) > 1 else []
         return ["taskset", "-c", str(core)]
 
     def describe(self) -> str:
@@ -73,6 +82,37 @@ def proc_cpu_seconds(pid: int) -> float:
     """Return user + system CPU seconds used so far by process ``pid`` (all threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_children(pid: int) -> list[int]:
+    """Return the live descendants of ``pid`` (workers of gunicorn, granian, a supervisor)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def proc_tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU seconds used so far by ``pid`` and its live descendants (a server
+    with worker processes counts whole; a child that exited meanwhile is not counted)."""
+    total = proc_cpu_seconds(pid)
+    for child in proc_children(pid):
+        try:
+            total += proc_cpu_seconds(child)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def proc_rss_kb(pid: int) -> int:
@@ -289,9 +329,9 @@ class Wrk:
         """Run wrk against ``url``; measure ``server``'s CPU seconds around it."""
         self.count += 1
         cmd = self.command(url, **kw)
-        cpu0 = proc_cpu_seconds(server.pid) if server else None
+        cpu0 = proc_tree_cpu_seconds(server.pid) if server else None
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=(kw.get("duration") or self.duration) + 60)
-        cpu1 = proc_cpu_seconds(server.pid) if server else None
+        cpu1 = proc_tree_cpu_seconds(server.pid) if server else None
         raw = RAW / "wrk" / f"{self.count:03d}-{_slug(label)}.txt"
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(" ".join(cmd) + "\n\n" + out.stdout + out.stderr)

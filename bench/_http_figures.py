@@ -68,7 +68,7 @@ def alternate(wrk: Wrk, pool: Pool, contenders: Sequence[Contender], rounds: int
     """Run the contenders A B (C) A B (C) ... ``rounds`` times, each round on fresh server
     processes warmed up for 1 s each."""
     results: dict[str, list[WrkResult]] = {c.label: [] for c in contenders}
-    retries = rounds  # bounded: at most as many repeated rounds as rounds
+    retries = min(rounds, 2)  # bounded, so that a busy machine cannot stretch `make bench` much
     done = 0
     while done < rounds:
         servers = pool.fresh([c.key for c in contenders])
@@ -188,55 +188,153 @@ def _fix_text(variants: list[Contender]) -> str:
             "(`bench/servers/hanji_patched.py`, see the findings below); both run in the same rounds.")
 
 
+# The peers of issue 14 (keys of the Pool, when installed) and the `--http twisted` variant.
+RES_PEERS = [("aiohttp", "aiohttp"), ("Starlette on uvicorn", "starlette")]
+DJANGO_PEERS = [("gunicorn gthread 1×10", "gunicorn"), ("granian WSGI 1 worker", "granian"),
+                ("uvicorn + Django ASGI", "uvicorn-django")]
+HTTP_TWISTED = ("Hanji --http twisted", "hanji-http-twisted")
+
+
+def _pairs(ratios: Sequence[float]) -> str:
+    return f"{fmt(median(ratios), '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})"
+
+
+def peer_row(report: Report, fig: str, title: str, a: Contender, c: Contender, res: dict[str, list[WrkResult]],
+             target: float | None = None, target_text: str = "(none set)") -> float | None:
+    """One summary row: A against peer C, req/s and requests per server CPU-second side by side."""
+    ra, rc = res[a.label], res[c.label]
+    ratios = pair_ratios([r.rps for r in ra], [r.rps for r in rc])
+    eff = pair_ratios([r.rps_per_cpu for r in ra], [r.rps_per_cpu for r in rc])
+    ratio = median(ratios)
+    report.row(fig, f"{title}: {a.label} vs {c.label}, req/s (req per CPU-s)",
+               f"{fmt(median(r.rps for r in ra))} ({fmt(median(r.rps_per_cpu for r in ra))})",
+               f"{fmt(median(r.rps for r in rc))} ({fmt(median(r.rps_per_cpu for r in rc))}) ({c.label})",
+               f"{_pairs(ratios)}; per CPU-s {fmt(median(eff), '.2f')}", target_text,
+               verdict(ratio, target) if target is not None else "reported")
+    return ratio
+
+
+def _http_twisted(pool: Pool, path: str) -> list[Contender]:
+    label, key = HTTP_TWISTED
+    return [Contender(label, key, path)] if pool.has(key) else []
+
+
 def figure_1(report: Report, wrk: Wrk, pool: Pool, rounds: int) -> None:
-    """A TwAppletResource through Hanji vs the same resource on a bare Site."""
+    """A TwAppletResource through Hanji vs the same resource on a bare Site and on the peers."""
     a = Contender("Hanji", "hanji", S.RES_PATH)
     b = Contender("bare twisted.web Site", "bare-twisted", S.RES_PATH)
     variants = _variants(pool, S.RES_PATH, "1")
-    res = alternate(wrk, pool, [a, *variants, b], rounds)
+    twisted_front = _http_twisted(pool, S.RES_PATH)
+    peers = [Contender(label, key, S.RES_PATH) for label, key in RES_PEERS if pool.has(key)]
+    res = alternate(wrk, pool, [a, *variants, *twisted_front, b, *peers], rounds)
     _check_ok(report, res)
-    compare(report, "1", "trivial TwAppletResource", a, b, res, 0.90, "≥ 0.90")
+    compare(report, "1", "trivial TwAppletResource", a, b, res, 1.3, "≥ 1.3 (issue 14)")
     _variant_rows(report, "1", "trivial TwAppletResource", variants, b, a, res)
+    for t in twisted_front:
+        peer_row(report, "1", "trivial TwAppletResource", a, t, res, None, "(the default front's gain)")
+        peer_row(report, "1", "trivial TwAppletResource", t, b, res, None, "(the twisted.web front)")
+    for c in peers:
+        peer_row(report, "1", "trivial TwAppletResource", a, c, res)
+    missing = [label for label, key in RES_PEERS if not pool.has(key)]
+    if missing:
+        report.note(f"figure 1: {', '.join(missing)} not installed (`pip install -e '.[bench]'`): no column.")
     report.section(
         f"## 1. Trivial Twisted resource\n\n`GET {S.RES_PATH}` answers 14 bytes: a `TwAppletResource` "
         "returning bytes in Hanji, a plain `twisted.web.resource.Resource` on a bare `Site` in the "
-        f"baseline (`bench/servers/bare_twisted.py`). wrk, {wrk.connections} connections, "
-        f"{wrk.duration:g} s per run.{_fix_text(variants)}\n\n{_rounds_table(res)}\n"
+        f"baseline (`bench/servers/bare_twisted.py`); the peers answer the same bytes: an aiohttp handler "
+        "(`servers/aiohttp_server.py`, access log off) and a Starlette route on uvicorn "
+        "(`servers/starlette_app.py`, `--no-access-log`)."
+        + (" *Hanji --http twisted* is Hanji with twisted.web's own HTTP channel instead of the default one."
+           if twisted_front else "")
+        + f" wrk, {wrk.connections} connections, {wrk.duration:g} s per run.{_fix_text(variants)}\n\n"
+        f"{_rounds_table(res)}\n"
     )
 
 
+LOOP_RUNS = 3
+LOOP_REQUESTS = 10000
+
+
 def figure_2(report: Report, wrk: Wrk, pool: Pool, rounds: int) -> None:
-    """A trivial Django view: Hanji vs bare WSGIResource vs daphne."""
+    """A trivial Django view: Hanji vs bare WSGIResource, daphne and the peers; the direct
+    WSGIHandler loop as the limit."""
+    import _django_loop
+
     a = Contender("Hanji", "hanji", S.DJANGO_PATH)
     b = Contender("bare WSGIResource", "bare-wsgi", S.DJANGO_PATH)
     variants = _variants(pool, S.DJANGO_PATH, "2")
-    contenders = [a, *variants, b]
+    twisted_front = _http_twisted(pool, S.DJANGO_PATH)
+    peers = [Contender(label, key, S.DJANGO_PATH) for label, key in DJANGO_PEERS if pool.has(key)]
+    contenders = [a, *variants, *twisted_front, b, *peers]
     d = Contender("daphne (ASGI)", "daphne", S.DJANGO_PATH) if pool.has("daphne") else None
     if d is not None:
         contenders.append(d)
+    loops = []
+    for _ in range(LOOP_RUNS):  # the limit, measured between the rounds' neighbours on the same core
+        try:
+            loops.append(_django_loop.measure(wrk.cores, LOOP_REQUESTS))
+        except (RuntimeError, OSError) as err:
+            report.note(f"figure 2: the WSGIHandler loop failed: {err}")
+            break
     res = alternate(wrk, pool, contenders, rounds)
     _check_ok(report, res)
-    compare(report, "2", "trivial Django view", a, b, res, 0.95, "≥ 0.95")
+    compare(report, "2", "trivial Django view", a, b, res, 1.5, "≥ 1.5 (issue 14)")
     _variant_rows(report, "2", "trivial Django view", variants, b, a, res)
+    for t in twisted_front:
+        peer_row(report, "2", "trivial Django view", a, t, res, None, "(the default front's gain)")
+        peer_row(report, "2", "trivial Django view", t, b, res, None, "(the twisted.web front)")
+    for c in peers:
+        if c.key == "gunicorn":
+            peer_row(report, "2", "trivial Django view", a, c, res, 1.3, "≥ 1.3 (issue 14)")
+        else:
+            peer_row(report, "2", "trivial Django view", a, c, res)
+    missing = [label for label, key in DJANGO_PEERS if not pool.has(key)]
+    if missing:
+        report.note(f"figure 2: {', '.join(missing)} not installed (`pip install -e '.[bench]'`): no column.")
     if d is not None:
         for c in [a, *variants]:
             ratios = pair_ratios([r.rps for r in res[c.label]], [r.rps for r in res[d.label]])
             report.row("2", f"trivial Django view: {c.label} vs daphne, req/s", fmt(median(r.rps for r in res[c.label])),
-                       f"{fmt(median(r.rps for r in res[d.label]))} (daphne)",
-                       f"{fmt(median(ratios), '.2f')} (pairs: {', '.join(f'{x:.2f}' for x in ratios)})",
-                       "≈ 3 (expected)", "reported")
+                       f"{fmt(median(r.rps for r in res[d.label]))} (daphne)", _pairs(ratios), "≈ 3 (expected)",
+                       "reported")
         report.row("2", "daphne latency p50 / p99 (ms)", "",
                    f"{fmt(median(r.p50 for r in res[d.label]), '.2f')} / {fmt(median(r.p99 for r in res[d.label]), '.2f')}",
                    "", "", "")
     else:
         report.note("daphne is not installed: figure 2 has no ASGI column (`pip install daphne`).")
+    limit_text = ""
+    if loops:
+        limit = median(x["per_cpu_second"] for x in loops)
+        limit_us = median(x["us_per_request"] for x in loops)
+        lines = ["| server | req/s | fraction of the limit | req per CPU-s | fraction of the limit |",
+                 "|---|---|---|---|---|",
+                 f"| WSGIHandler loop (the limit) | {fmt(limit)} per CPU-s | 1 | {fmt(limit)} | 1 |"]
+        for c in [a, *twisted_front, b, *peers, *([d] if d else [])]:
+            rps, eff = median(r.rps for r in res[c.label]), median(r.rps_per_cpu for r in res[c.label])
+            frac = None if rps is None or not limit else rps / limit
+            frac_cpu = None if eff is None or not limit else eff / limit
+            lines.append(f"| {c.label} | {fmt(rps)} | {fmt(frac, '.2f')} | {fmt(eff)} | {fmt(frac_cpu, '.2f')} |")
+            if c is a or c.key in ("gunicorn", "granian", "bare-wsgi"):
+                report.row("2", f"trivial Django view: {c.label} as a fraction of the direct WSGIHandler loop "
+                           "(req/s ÷ loop req per CPU-s)", fmt(frac, ".2f"), f"{fmt(limit)} req per CPU-s "
+                           f"({fmt(limit_us)} µs per request)", f"per CPU-s: {fmt(frac_cpu, '.2f')}",
+                           "≈ 0.4 (issue 14)" if c is a else "", "reported")
+        limit_text = (
+            f"\n\nThe limit: Django's own cost for this view, `WSGIHandler` called in a loop in one process on the "
+            f"server core with the same settings, no server (`bench/_django_loop.py`; {LOOP_RUNS} runs of "
+            f"{LOOP_REQUESTS} requests: {', '.join(format(x['us_per_request'], '.0f') for x in loops)} µs of CPU per "
+            "request). Each server's figure divided by it:\n\n" + "\n".join(lines))
     report.section(
         f"## 2. Trivial Django view\n\n`GET {S.DJANGO_PATH}` is benchapp's `views.hello` "
         "(an `HttpResponse` of the same 14 bytes) with Hanji's settings and middleware in every "
         f"server: Hanji (Django pool of {S.DJANGO_THREADS}), a bare `WSGIResource` as a `Site`'s root on "
-        f"a {S.DJANGO_THREADS}-thread pool (`bench/servers/bare_wsgi.py`), and daphne serving "
-        "`get_asgi_application()` (`bench/servers/django_asgi.py`; daphne's access log is off by default)."
-        + _fix_text(variants) + "\n\n" + _rounds_table(res) + "\n"
+        f"a {S.DJANGO_THREADS}-thread pool (`bench/servers/bare_wsgi.py`), daphne serving "
+        "`get_asgi_application()` (`bench/servers/django_asgi.py`; daphne's access log is off by default), "
+        f"gunicorn (`-k gthread -w 1 --threads {S.DJANGO_THREADS}`), granian (`--interface wsgi --workers 1`, "
+        "its defaults otherwise) on `servers/django_wsgi.py`, and uvicorn (`--no-access-log`) on the ASGI "
+        "application. Access logs are off everywhere; every process of a server (gunicorn's arbiter and "
+        "worker, granian's) is pinned to the server core and its CPU counted."
+        + _fix_text(variants) + "\n\n" + _rounds_table(res) + limit_text + "\n"
     )
 
 

@@ -124,6 +124,9 @@ def environment(cores_text: str, wrk_text: str) -> str:
         f"| load generator | {wrk_text} |",
         f"| Python | {platform.python_version()} |",
         f"| Twisted / Django / daphne | {version('twisted')} / {version('django')} / {version('daphne')} |",
+        "| peers | " + ", ".join(f"{name} {version(name)}" for name in
+                                ("gunicorn", "granian", "uvicorn", "uvloop", "httptools", "aiohttp", "starlette",
+                                 "websockets")) + " |",
         f"| Hanji commit | {commit} |",
     ])
 

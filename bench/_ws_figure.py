@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import _servers as S
 from _harness import BENCH, PYTHON, RAW, Cores, Server, fmt, median, pair_ratios, proc_cpu_seconds, proc_rss_kb
+from _http_figures import verdict
 from _report import Report
 from support.net import free_port
 
@@ -86,13 +87,13 @@ def _echo(cores: Cores, server: Server, tag: str) -> dict[str, Any]:
     return data
 
 
-def _fanout(cores: Cores, server: Server, tag: str) -> dict[str, Any]:
+def _fanout(cores: Cores, server: Server, tag: str, idle: float = IDLE_SECONDS) -> dict[str, Any]:
     rss0 = proc_rss_kb(server.pid)
     c = Client(cores, ["fanout", server.base.replace("http", "ws") + "/ws/benchapp/fanout", str(FANOUT_CONNS),
-                       str(IDLE_SECONDS), str(BROADCASTS)], f"fanout-{tag}.txt")
+                       str(idle), str(BROADCASTS)], f"fanout-{tag}.txt")
     open_seconds = float(c.expect("OPEN", 120))
     cpu0, t0 = proc_cpu_seconds(server.pid), time.monotonic()
-    c.expect("IDLE_DONE", IDLE_SECONDS + 30)
+    c.expect("IDLE_DONE", idle + 30)
     cpu1, t1 = proc_cpu_seconds(server.pid), time.monotonic()
     rss1 = proc_rss_kb(server.pid)
     data = c.result(120)
@@ -105,6 +106,7 @@ def figure_5(report: Report, cores: Cores, start: Callable[[Server], Server], st
              args: Any) -> None:
     hanji = start(S.hanji(cores, "hanji-ws", patches=args.patches))
     bare = start(bare_websocket(cores))
+    lib = start(S.websockets_lib(cores)) if S.available("websockets") else None
     try:
         probe = subprocess.run([*cores.prefix(cores.load), PYTHON, str(BENCH / "ws_client.py"), "echo",
                                 hanji.base.replace("http", "ws") + "/ws/benchapp/echo", "10"],
@@ -114,14 +116,20 @@ def figure_5(report: Report, cores: Cores, start: Callable[[Server], Server], st
             report.note("figure 5: Hanji's /ws/benchapp/echo did not answer (websocket support missing?): "
                         + probe.stdout[-300:] + probe.stderr[-300:])
             return
-        echo: dict[str, list[dict[str, Any]]] = {"Hanji": [], "bare": []}
+        echo: dict[str, list[dict[str, Any]]] = {"Hanji": [], "bare": [], "websockets": []}
         for i in range(min(args.rounds, 3)):
             echo["Hanji"].append(_echo(cores, hanji, f"hanji-{i + 1}"))
             echo["bare"].append(_echo(cores, bare, f"bare-{i + 1}"))
+            if lib is not None:
+                echo["websockets"].append(_echo(cores, lib, f"websockets-{i + 1}"))
         fan = {"Hanji": _fanout(cores, hanji, "hanji"), "bare": _fanout(cores, bare, "bare")}
+        if lib is not None:
+            fan["websockets"] = _fanout(cores, lib, "websockets", idle=3.0)  # its idle CPU is not compared
     finally:
         stop(hanji)
         stop(bare)
+        if lib is not None:
+            stop(lib)
 
     h, b = echo["Hanji"], echo["bare"]
     r50 = pair_ratios([x["p50"] for x in h], [x["p50"] for x in b])
@@ -142,6 +150,24 @@ def figure_5(report: Report, cores: Cores, start: Callable[[Server], Server], st
     report.row("5", f"broadcast to {FANOUT_CONNS}: the server's broadcast call (ms)",
                fmt(median(fh["server_call_ms"]), ".2f"), fmt(median(fb["server_call_ms"]), ".2f"),
                fmt((median(fh["server_call_ms"]) or 0) / (median(fb["server_call_ms"]) or 1), ".2f"), "", "reported")
+    fw = fan.get("websockets")
+    if fw is not None:
+        w = echo["websockets"]
+        rw = pair_ratios([x["p50"] for x in h], [x["p50"] for x in w])
+        report.row("5", "websocket echo round trip p50 / p99 (ms), vs the `websockets` library",
+                   f"{fmt(median(x['p50'] for x in h), '.3f')} / {fmt(median(x['p99'] for x in h), '.3f')}",
+                   f"{fmt(median(x['p50'] for x in w), '.3f')} / {fmt(median(x['p99'] for x in w), '.3f')} (websockets)",
+                   f"p50 {fmt(median(rw), '.2f')}", "(none set)", "reported")
+        last = (median(fh["broadcast_ms"]) or 0) / (median(fw["broadcast_ms"]) or 1)
+        report.row("5", f"broadcast to {FANOUT_CONNS} vs the `websockets` library: last client (ms, median of "
+                   f"{BROADCASTS})", fmt(median(fh["broadcast_ms"]), ".1f"),
+                   f"{fmt(median(fw['broadcast_ms']), '.1f')} (websockets)", fmt(last, ".2f"),
+                   "≤ 1.0 (issue 14)", verdict(last, 1.0, higher_is_better=False))
+        report.row("5", f"broadcast to {FANOUT_CONNS} vs the `websockets` library: first client (ms)",
+                   fmt(median(fh["first_ms"]), ".2f"), f"{fmt(median(fw['first_ms']), '.2f')} (websockets)",
+                   fmt((median(fh["first_ms"]) or 0) / (median(fw["first_ms"]) or 1), ".2f"), "(none set)", "reported")
+    else:
+        report.note("figure 5: the `websockets` package is not installed: no comparison with it.")
 
     def echo_rows(label: str, runs: list[dict[str, Any]]) -> list[str]:
         return [f"| {i + 1} | {label} | {x['p50']:.3f} | {x['p99']:.3f} | {x['per_second']:.0f} | "
@@ -150,12 +176,15 @@ def figure_5(report: Report, cores: Cores, start: Callable[[Server], Server], st
     lines = ["| run | server | p50 ms | p99 ms | round trips/s | server CPU |", "|---|---|---|---|---|---|"]
     for i in range(len(h)):
         lines += echo_rows("Hanji", h)[i:i + 1] + echo_rows("bare", b)[i:i + 1]
+        lines += echo_rows("websockets", echo["websockets"])[i:i + 1]
     fan_lines = [
         "| server | open 1000 (s) | idle CPU | RSS before → open (MB) | until last client (ms) | first client (ms) | "
         "server call (ms) | client CPU per broadcast (ms) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for label, f in (("Hanji", fh), ("bare", fb)):
+    for label, f in (("Hanji", fh), ("bare", fb), ("websockets", fan.get("websockets"))):
+        if f is None:
+            continue
         fan_lines.append(
             f"| {label} | {f['open_seconds']:.2f} | {100 * f['idle_cpu_share']:.1f}% | "
             f"{f['rss_before_kb'] / 1024:.1f} → {f['rss_open_kb'] / 1024:.1f} | "
@@ -165,12 +194,15 @@ def figure_5(report: Report, cores: Cores, start: Callable[[Server], Server], st
     report.section(
         "## 5. Websockets\n\n"
         f"Hanji's `TwAppletWebSocket` endpoints of benchapp (`/ws/benchapp/echo`, `/ws/benchapp/fanout`) vs the "
-        "same two endpoints written directly on `twisted.web.websocket` (`bench/servers/bare_websocket.py`). "
+        "same two endpoints written directly on `twisted.web.websocket` (`bench/servers/bare_websocket.py`, "
+        "*bare*) and on the `websockets` library (`bench/servers/websockets_server.py`, asyncio; its fan-out uses "
+        "the library's `broadcast()`, which writes to every connection at once). "
         "The client is `bench/ws_client.py` (the `websockets` package, asyncio, keepalive off) on the load core.\n\n"
         f"Echo: {ECHO_N} sequential round trips of a 64-byte text message on one connection, after 200 warm-up "
         "ones (one connection, so the server is mostly idle between messages).\n\n" + "\n".join(lines) + "\n\n"
         f"Fan-out: {FANOUT_CONNS} connections opened 50 at a time, idle for {IDLE_SECONDS:g} s (server CPU measured "
-        f"over that window; Hanji pings a connection after 20 s of silence, so its keepalive is included), then "
+        f"over that window; Hanji pings a connection after 20 s of silence, so its keepalive is included; the "
+        "`websockets` server idles 3 s only, its idle CPU is not compared), then "
         f"{BROADCASTS} broadcasts of one short text message, each timed from the send of the trigger to the moment "
         "the last of the 1000 connections has it. One Python client receives all 1000 copies on one core, so "
         "that figure is bounded by the client (its CPU time per broadcast is in the last column); the server's "

@@ -6,4 +6,5 @@ urlpatterns = [
     path("hello", views.hello),
     path("sleep", views.sleep),
     path("cpu", views.cpu),
+    path("pid", views.pid),
 ]

@@ -1,5 +1,6 @@
-"""benchapp's Django views (Django pool): trivial, sleeping and CPU-bound."""
+"""benchapp's Django views (Django pool): trivial, sleeping, CPU-bound, and the answering process id."""
 
+import os
 import time
 
 from django.http import HttpResponse
@@ -30,3 +31,8 @@ def cpu(request):
         for i in range(200):
             n += i * i
     return HttpResponse(HELLO, content_type="text/html")
+
+
+def pid(request):
+    """Return this process's id: which worker answered (figure 8 counts them)."""
+    return HttpResponse(str(os.getpid()).encode(), content_type="text/plain")
