@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from twisted.internet import defer, error as net_error
 from twisted.internet.threads import deferToThreadPool
 
-from hanji import _config
+from hanji import _compat, _config
 from hanji._threads import assert_reactor_thread
 from hanji.core._context import set_django_pool
 from hanji.django.bridge import wsgi_resource
@@ -217,6 +217,7 @@ class HanjiServer:
             family = probe.family
         os.set_blocking(fd, False)  # adoptStreamPort requires it; siblings take connections too
         self.listening_port = self.reactor.adoptStreamPort(fd, family, self.site)
+        _compat.accept_one_per_wakeup(self.listening_port)
         os.close(fd)
         self.listen_fd = None
         self.port = self.listening_port.getHost().port
