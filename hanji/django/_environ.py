@@ -185,6 +185,14 @@ def build_environ(request: Any, base: dict[str, Any], token: str | None) -> dict
         elif key in _PREFIX_KEYS:
             prefixed = True
 
+    if not environ["CONTENT_LENGTH"] and request.requestHeaders.hasHeader(b"transfer-encoding"):
+        # A chunked body is whole in request.content by now; Django reads as many bytes
+        # as CONTENT_LENGTH says (none when it is empty), so give it the real length.
+        content = request.content
+        size = content.seek(0, 2)
+        content.seek(0)
+        environ["CONTENT_LENGTH"] = str(size)
+
     found = False
     if token:
         if own_token is not None and access.header_has_token(f"token {own_token.strip()}", token):

@@ -238,6 +238,24 @@ def test_the_environ_is_built_before_the_hand_off() -> None:
     assert "HTTP_X_HANJI_TOKEN" not in seen[0] and seen[0][TOKEN_HEADER_KEY] is False
 
 
+def test_a_chunked_body_reaches_django_whole() -> None:
+    """A request body sent chunked (no Content-Length) reaches Django whole, read as WSGIRequest reads it (a LimitedStream of CONTENT_LENGTH bytes), not empty."""
+    from django.core.handlers.wsgi import LimitedStream
+
+    seen: list[bytes] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        seen.append(LimitedStream(environ["wsgi.input"], int(environ["CONTENT_LENGTH"] or 0)).read())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    setup = Setup(app)
+    setup.send("POST /upload HTTP/1.1\nHost: example.test\nContent-Type: application/octet-stream\n"
+               "Transfer-Encoding: chunked\n", b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    setup.pool.run_here()
+    assert seen == [b"hello world"]
+
+
 def test_a_full_pool_is_a_503_without_a_job() -> None:
     """While the pool is full a Django request is answered 503 with Retry-After at once, and no job is submitted."""
     setup = Setup(app_returning([b"never"]))
